@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+
+from billing_site import services
+from billing_site.models import ApiKey
+
+admin.site.site_header = "Billing back office"
+admin.site.site_title = "Billing back office"
+admin.site.index_title = "Billing"
+
+
+class ApiKeyAddForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["name"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "secret_prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "secret_prefix"]
+    readonly_fields = ["name", "secret_prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke_keys"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def get_fields(self, request, obj=None):
+        return ["name"] if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        api_key, secret = services.api_key_create(name=form.cleaned_data["name"])
+        obj.__dict__.update(api_key.__dict__)
+        self.message_user(
+            request,
+            f"Secret key for '{api_key.name}' (shown only once, copy it now): {secret}",
+            messages.WARNING,
+        )
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected keys", permissions=["add"])
+    def revoke_keys(self, request, queryset):
+        for api_key in queryset.filter(revoked_at__isnull=True):
+            services.api_key_revoke(api_key=api_key)
+            self.log_change(request, api_key, "Revoked")
+        self.message_user(request, "Selected keys revoked.", messages.SUCCESS)

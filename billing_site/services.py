@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+import datetime as dt
+
+from billing_site import clock
+from billing_site.models import ApiKey
+
+SECRET_KEY_PREFIX = "sk_"
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+def hash_api_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_key_create(*, name: str) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret, which is never stored and can't be shown again."""
+    name = name.strip()
+    if not name:
+        raise ValueError("An API key needs a name, so you can tell keys apart when revoking one.")
+    secret = SECRET_KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey.objects.create(
+        name=name[:100], secret_prefix=secret[:10], secret_hash=hash_api_secret(secret)
+    )
+    return api_key, secret
+
+
+def api_key_authenticate(*, secret: str) -> ApiKey | None:
+    api_key = (
+        ApiKey.objects.filter(secret_hash=hash_api_secret(secret), revoked_at__isnull=True)
+        .only("id", "name", "last_used_at")
+        .first()
+    )
+    now = clock.now()
+    # Throttled so that a busy ingestion client doesn't turn every request into a write.
+    if api_key is not None and (
+        api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION
+    ):
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return api_key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=clock.now())

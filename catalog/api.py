@@ -1,0 +1,345 @@
+"""`/v1/products` and `/v1/prices`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from billing_site.api.base import ApiError, ApiView, get_by_public_id, paginate
+from billing_site.api.params import Params, merge_metadata
+from billing_site.api.render import decimal_string, integer_or_none
+from billing_site.clock import to_unix
+from catalog import services
+from catalog.models import Price, PriceTier, Product
+from catalog.terms import build_price_terms
+from metering.models import Meter
+
+
+def serialize_product(product: Product) -> dict[str, Any]:
+    return {
+        "id": product.public_id,
+        "object": "product",
+        "active": product.active,
+        "created": to_unix(product.created_at),
+        "default_price": product.default_price.public_id if product.default_price_id else None,
+        "description": product.description or None,
+        "images": [],
+        "livemode": False,
+        "marketing_features": [],
+        "metadata": product.metadata,
+        "name": product.name,
+        "package_dimensions": None,
+        "shippable": None,
+        "statement_descriptor": None,
+        "tax_code": None,
+        "type": "service",
+        "unit_label": None,
+        "updated": to_unix(product.updated_at),
+        "url": None,
+    }
+
+
+def _serialize_tier(tier: PriceTier) -> dict[str, Any]:
+    return {
+        "flat_amount": integer_or_none(tier.flat_amount_decimal),
+        "flat_amount_decimal": decimal_string(tier.flat_amount_decimal),
+        "unit_amount": integer_or_none(tier.unit_amount_decimal),
+        "unit_amount_decimal": decimal_string(tier.unit_amount_decimal),
+        "up_to": tier.up_to,
+    }
+
+
+def serialize_price(price: Price, *, expand: frozenset[str] = frozenset()) -> dict[str, Any]:
+    recurring = None
+    if price.type == Price.Type.RECURRING:
+        recurring = {
+            "interval": price.recurring_interval,
+            "interval_count": price.recurring_interval_count,
+            "meter": price.meter.public_id if price.meter_id else None,
+            "trial_period_days": None,
+            "usage_type": price.recurring_usage_type,
+        }
+    transform = None
+    if price.transform_divide_by:
+        transform = {"divide_by": price.transform_divide_by, "round": price.transform_round}
+    body: dict[str, Any] = {
+        "id": price.public_id,
+        "object": "price",
+        "active": price.active,
+        "billing_scheme": price.billing_scheme,
+        "created": to_unix(price.created_at),
+        "currency": price.currency.lower(),
+        "custom_unit_amount": None,
+        "livemode": False,
+        "lookup_key": price.lookup_key,
+        "metadata": price.metadata,
+        "nickname": price.nickname or None,
+        "product": (
+            serialize_product(price.product) if "product" in expand else price.product.public_id
+        ),
+        "recurring": recurring,
+        "tax_behavior": "unspecified",
+        "tiers_mode": price.tiers_mode,
+        "transform_quantity": transform,
+        "type": price.type,
+        "unit_amount": integer_or_none(price.unit_amount_decimal),
+        "unit_amount_decimal": decimal_string(price.unit_amount_decimal),
+    }
+    # Stripe only returns tiers when expanded; returning them always costs one prefetched
+    # query and saves every client a second request.
+    if price.billing_scheme == Price.BillingScheme.TIERED:
+        body["tiers"] = [_serialize_tier(tier) for tier in price.tiers.all()]
+    return body
+
+
+def _price_expand(params: Params, *, list_prefix: str = "") -> frozenset[str]:
+    expand = params.expand()
+    allowed = {f"{list_prefix}product", f"{list_prefix}tiers"}
+    for path in expand:
+        if path not in allowed:
+            raise ApiError(
+                f"This property cannot be expanded ({path}). Expandable: "
+                f"{', '.join(sorted(allowed))}.",
+                param="expand",
+            )
+    return frozenset(path.removeprefix(list_prefix) for path in expand)
+
+
+def _prices() -> Any:
+    return Price.objects.select_related("product", "product__default_price", "meter").prefetch_related(
+        "tiers"
+    )
+
+
+# --- products ---------------------------------------------------------------------------------
+
+
+class ProductCollection(ApiView):
+    def get(self, request, params: Params) -> dict[str, Any]:
+        queryset = Product.objects.select_related("default_price")
+        active = params.boolean("active")
+        if active is not None:
+            queryset = queryset.filter(active=active)
+        ids = params.list_of("ids")
+        if ids:
+            queryset = queryset.filter(public_id__in=[str(i) for i in ids])
+        return paginate(
+            queryset, params, url="/v1/products", resource="product", serialize=serialize_product
+        )
+
+    def post(self, request, params: Params) -> dict[str, Any]:
+        product = services.product_create(
+            name=params.string("name", required=True, max_length=250),
+            description=params.string("description", allow_blank=True) or "",
+            active=params.boolean("active") is not False,
+            metadata=merge_metadata({}, params.metadata()),
+        )
+        return serialize_product(product)
+
+
+class ProductDetail(ApiView):
+    def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
+        product = get_by_public_id(
+            Product.objects.select_related("default_price"), public_id, "product"
+        )
+        return serialize_product(product)
+
+    def post(self, request, params: Params, public_id: str) -> dict[str, Any]:
+        product = get_by_public_id(Product.objects.all(), public_id, "product")
+        changes: dict[str, Any] = {}
+        if "name" in params:
+            changes["name"] = params.string("name", max_length=250, allow_blank=True)
+        if "description" in params:
+            changes["description"] = params.string("description", allow_blank=True) or ""
+        active = params.boolean("active")
+        if active is not None:
+            changes["active"] = active
+        metadata = params.metadata()
+        if metadata is not None:
+            changes["metadata"] = merge_metadata(product.metadata, metadata)
+        if "default_price" in params:
+            price_id = params.string("default_price", allow_blank=True)
+            changes["default_price"] = (
+                get_by_public_id(Price.objects.all(), price_id, "price", param="default_price")
+                if price_id
+                else None
+            )
+        return serialize_product(services.product_update(product=product, **changes))
+
+    def delete(self, request, params: Params, public_id: str) -> dict[str, Any]:
+        product = get_by_public_id(Product.objects.all(), public_id, "product")
+        services.product_delete(product=product)
+        return {"id": public_id, "object": "product", "deleted": True}
+
+
+# --- prices -----------------------------------------------------------------------------------
+
+
+def _read_recurring(params: Params) -> services.Recurring | None:
+    recurring = params.nested("recurring")
+    if recurring is None:
+        return None
+    interval = recurring.string("interval", required=True)
+    interval_count = recurring.integer("interval_count")
+    usage_type = recurring.string("usage_type") or Price.UsageType.LICENSED
+    meter_id = recurring.string("meter")
+    meter = (
+        get_by_public_id(Meter.objects.all(), meter_id, "meter", param="recurring[meter]")
+        if meter_id
+        else None
+    )
+    recurring.reject_unknown()
+    return services.Recurring(
+        interval=interval,
+        interval_count=1 if interval_count is None else interval_count,
+        usage_type=usage_type,
+        meter=meter,
+    )
+
+
+def _read_terms(params: Params):
+    tiers = params.list_of("tiers")
+    transform = params.nested("transform_quantity")
+    transform_data = None
+    if transform is not None:
+        transform.mark_read("divide_by", "round")
+        transform.reject_unknown()
+        transform_data = transform.data
+    return build_price_terms(
+        billing_scheme=params.string("billing_scheme"),
+        unit_amount=params.raw("unit_amount"),
+        unit_amount_decimal=params.raw("unit_amount_decimal"),
+        tiers_mode=params.string("tiers_mode"),
+        tiers=tiers,
+        transform_quantity=transform_data,
+    )
+
+
+class PriceCollection(ApiView):
+    def get(self, request, params: Params) -> dict[str, Any]:
+        queryset = _prices()
+        active = params.boolean("active")
+        if active is not None:
+            queryset = queryset.filter(active=active)
+        product_id = params.string("product")
+        if product_id:
+            queryset = queryset.filter(product__public_id=product_id)
+        price_type = params.choice("type", Price.Type.values)
+        if price_type:
+            queryset = queryset.filter(type=price_type)
+        currency = params.string("currency")
+        if currency:
+            queryset = queryset.filter(currency=currency.upper())
+        lookup_keys = params.list_of("lookup_keys")
+        if lookup_keys:
+            queryset = queryset.filter(lookup_key__in=[str(k) for k in lookup_keys])
+        recurring = params.nested("recurring")
+        if recurring is not None:
+            interval = recurring.choice("interval", Price.Interval.values)
+            if interval:
+                queryset = queryset.filter(recurring_interval=interval)
+            usage_type = recurring.choice("usage_type", Price.UsageType.values)
+            if usage_type:
+                queryset = queryset.filter(recurring_usage_type=usage_type)
+            meter_id = recurring.string("meter")
+            if meter_id:
+                queryset = queryset.filter(meter__public_id=meter_id)
+            recurring.reject_unknown()
+        expand = _price_expand(params, list_prefix="data.")
+        return paginate(
+            queryset,
+            params,
+            url="/v1/prices",
+            resource="price",
+            serialize=lambda price: serialize_price(price, expand=expand),
+        )
+
+    def post(self, request, params: Params) -> dict[str, Any]:
+        expand = _price_expand(params)
+        product = self._product(params)
+        currency = params.string("currency", required=True)
+        terms = _read_terms(params)
+        recurring = _read_recurring(params)
+        price = services.price_create(
+            product=product,
+            currency=currency,
+            terms=terms,
+            recurring=recurring,
+            nickname=params.string("nickname", max_length=250, allow_blank=True) or "",
+            lookup_key=params.string("lookup_key", max_length=200),
+            transfer_lookup_key=bool(params.boolean("transfer_lookup_key")),
+            active=params.boolean("active") is not False,
+            metadata=merge_metadata({}, params.metadata()),
+        )
+        return serialize_price(_prices().get(pk=price.pk), expand=expand)
+
+    @staticmethod
+    def _product(params: Params) -> Product:
+        product_id = params.string("product")
+        product_data = params.nested("product_data")
+        if product_id and product_data is not None:
+            raise ApiError(
+                "You may only specify one of these parameters: product, product_data.",
+                param="product_data",
+            )
+        if product_data is not None:
+            product = services.product_create(
+                name=product_data.string("name", required=True, max_length=250),
+                active=product_data.boolean("active") is not False,
+                metadata=merge_metadata({}, product_data.metadata()),
+            )
+            product_data.reject_unknown()
+            return product
+        if not product_id:
+            raise ApiError(
+                "Missing required param: product (or product_data[name] to create one).",
+                param="product",
+                code="parameter_missing",
+            )
+        return get_by_public_id(Product.objects.all(), product_id, "product", param="product")
+
+
+# Parameters a client might try to update; they get a clear "immutable" error, not "unknown".
+_IMMUTABLE_PRICE_PARAMS = (
+    "unit_amount",
+    "unit_amount_decimal",
+    "currency",
+    "tiers",
+    "tiers_mode",
+    "billing_scheme",
+    "transform_quantity",
+    "recurring",
+    "product",
+)
+
+
+class PriceDetail(ApiView):
+    def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
+        expand = _price_expand(params)
+        return serialize_price(get_by_public_id(_prices(), public_id, "price"), expand=expand)
+
+    def post(self, request, params: Params, public_id: str) -> dict[str, Any]:
+        expand = _price_expand(params)
+        price = get_by_public_id(_prices(), public_id, "price")
+        for name in _IMMUTABLE_PRICE_PARAMS:
+            if name in params:
+                raise ApiError(
+                    f"A price's {name} can't be changed after creation. Archive this price "
+                    "(active=false) and create a new one with the new terms.",
+                    param=name,
+                    code="parameter_immutable",
+                )
+        changes: dict[str, Any] = {}
+        active = params.boolean("active")
+        if active is not None:
+            changes["active"] = active
+        if "nickname" in params:
+            changes["nickname"] = params.string("nickname", max_length=250, allow_blank=True) or ""
+        if "lookup_key" in params:
+            changes["lookup_key"] = params.string("lookup_key", max_length=200, allow_blank=True)
+        metadata = params.metadata()
+        if metadata is not None:
+            changes["metadata"] = merge_metadata(price.metadata, metadata)
+        price = services.price_update(
+            price=price, transfer_lookup_key=bool(params.boolean("transfer_lookup_key")), **changes
+        )
+        return serialize_price(price, expand=expand)

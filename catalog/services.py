@@ -1,0 +1,239 @@
+"""Writes to the product catalog. Prices are validated here, once, for the API and the admin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from moneyed import get_currency
+
+from billing_site import clock
+from billing_site.errors import BillingError
+from catalog.models import Price, PriceTier, Product
+from catalog.rating import PriceTerms
+from metering.models import Meter
+
+# Stripe caps a recurring interval at three years.
+MAX_INTERVAL_COUNT = {"day": 3 * 365, "week": 3 * 52, "month": 3 * 12, "year": 3}
+
+
+@dataclass(frozen=True)
+class Recurring:
+    interval: str
+    interval_count: int = 1
+    usage_type: str = "licensed"
+    meter: Meter | None = None
+
+
+def product_create(
+    *,
+    name: str,
+    description: str = "",
+    active: bool = True,
+    metadata: dict[str, str] | None = None,
+) -> Product:
+    name = (name or "").strip()
+    if not name:
+        raise BillingError("A product needs a name.", param="name", code="parameter_missing")
+    now = clock.now()
+    return Product.objects.create(
+        name=name,
+        description=description or "",
+        active=active,
+        metadata=metadata or {},
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def product_update(*, product: Product, **changes: Any) -> Product:
+    allowed = {"name", "description", "active", "metadata", "default_price"}
+    unexpected = set(changes) - allowed
+    if unexpected:
+        raise BillingError(f"Products can't change {', '.join(sorted(unexpected))}.")
+    if "name" in changes:
+        changes["name"] = (changes["name"] or "").strip()
+        if not changes["name"]:
+            raise BillingError("A product needs a name.", param="name")
+    default_price = changes.get("default_price")
+    if default_price is not None and default_price.product_id != product.pk:
+        raise BillingError(
+            f"The default price must belong to this product; {default_price.public_id} "
+            f"belongs to another product.",
+            param="default_price",
+        )
+    for field, value in changes.items():
+        setattr(product, field, value)
+    product.updated_at = clock.now()
+    product.save()
+    return product
+
+
+def product_delete(*, product: Product) -> None:
+    if product.prices.exists():
+        raise BillingError(
+            "This product has prices, so it can't be deleted (invoices may refer to them). "
+            "Archive it instead (active=false).",
+            code="resource_in_use",
+        )
+    product.delete()
+
+
+def _validate_currency(currency: str) -> str:
+    code = (currency or "").strip().upper()
+    try:
+        get_currency(code)
+    except Exception:
+        code = ""
+    if len(code) != 3:
+        raise BillingError(
+            f"Invalid currency: '{currency}'. Use a three-letter ISO 4217 code such as usd.",
+            param="currency",
+        )
+    return code
+
+
+def _validate_recurring(recurring: Recurring | None) -> None:
+    if recurring is None:
+        return
+    if recurring.interval not in MAX_INTERVAL_COUNT:
+        raise BillingError(
+            "Invalid recurring[interval]: must be one of day, week, month or year "
+            f"(got '{recurring.interval}').",
+            param="recurring[interval]",
+        )
+    maximum = MAX_INTERVAL_COUNT[recurring.interval]
+    if not 1 <= recurring.interval_count <= maximum:
+        raise BillingError(
+            f"Invalid recurring[interval_count]: the billing period can be at most three years "
+            f"({maximum} {recurring.interval}s) and at least one {recurring.interval} "
+            f"(got {recurring.interval_count}).",
+            param="recurring[interval_count]",
+        )
+    if recurring.usage_type not in Price.UsageType.values:
+        raise BillingError(
+            "Invalid recurring[usage_type]: must be licensed or metered "
+            f"(got '{recurring.usage_type}').",
+            param="recurring[usage_type]",
+        )
+    if recurring.usage_type == Price.UsageType.METERED:
+        if recurring.meter is None:
+            raise BillingError(
+                "A metered price needs a meter: pass recurring[meter]=mtr_... "
+                "(create the meter first).",
+                param="recurring[meter]",
+            )
+        if not recurring.meter.is_active:
+            raise BillingError(
+                f"Meter {recurring.meter.public_id} ({recurring.meter.event_name}) is inactive; "
+                "reactivate it or choose an active meter.",
+                param="recurring[meter]",
+            )
+    elif recurring.meter is not None:
+        raise BillingError(
+            "Only metered prices can have a meter: set recurring[usage_type]=metered or remove "
+            "recurring[meter].",
+            param="recurring[meter]",
+        )
+
+
+@transaction.atomic
+def price_create(
+    *,
+    product: Product,
+    currency: str,
+    terms: PriceTerms,
+    recurring: Recurring | None = None,
+    nickname: str = "",
+    lookup_key: str | None = None,
+    transfer_lookup_key: bool = False,
+    active: bool = True,
+    metadata: dict[str, str] | None = None,
+) -> Price:
+    """Create a price from terms already checked by `catalog.terms.build_price_terms`."""
+    currency = _validate_currency(currency)
+    _validate_recurring(recurring)
+    if lookup_key:
+        holder = Price.objects.select_for_update().filter(lookup_key=lookup_key).first()
+        if holder is not None:
+            if not transfer_lookup_key:
+                raise BillingError(
+                    f"A price ({holder.public_id}) already uses the lookup key '{lookup_key}'. "
+                    "Pass transfer_lookup_key=true to move it to the new price.",
+                    param="lookup_key",
+                )
+            Price.objects.filter(pk=holder.pk).update(lookup_key=None)
+    transform = terms.transform_quantity
+    price = Price.objects.create(
+        product=product,
+        currency=currency,
+        type=Price.Type.RECURRING if recurring else Price.Type.ONE_TIME,
+        recurring_interval=recurring.interval if recurring else None,
+        recurring_interval_count=recurring.interval_count if recurring else None,
+        recurring_usage_type=recurring.usage_type if recurring else None,
+        meter=recurring.meter if recurring else None,
+        billing_scheme=terms.billing_scheme,
+        unit_amount_decimal=terms.unit_amount if terms.billing_scheme == "per_unit" else None,
+        tiers_mode=terms.tiers_mode,
+        transform_divide_by=transform.divide_by if transform else None,
+        transform_round=transform.round if transform else None,
+        active=active,
+        nickname=nickname or "",
+        lookup_key=lookup_key or None,
+        metadata=metadata or {},
+        created_at=clock.now(),
+    )
+    PriceTier.objects.bulk_create(
+        PriceTier(
+            price=price,
+            position=position,
+            up_to=None if tier.up_to is None else int(tier.up_to),
+            unit_amount_decimal=tier.unit_amount,
+            flat_amount_decimal=tier.flat_amount,
+        )
+        for position, tier in enumerate(terms.tiers)
+    )
+    return price
+
+
+PRICE_MUTABLE_FIELDS = {"active", "nickname", "lookup_key", "metadata"}
+
+
+@transaction.atomic
+def price_update(
+    *, price: Price, transfer_lookup_key: bool = False, **changes: Any
+) -> Price:
+    immutable = set(changes) - PRICE_MUTABLE_FIELDS
+    if immutable:
+        raise BillingError(
+            f"A price's {', '.join(sorted(immutable))} can't be changed after creation. "
+            "Archive this price (active=false) and create a new one.",
+            param=sorted(immutable)[0],
+        )
+    lookup_key = changes.get("lookup_key")
+    if lookup_key:
+        holder = (
+            Price.objects.select_for_update()
+            .filter(lookup_key=lookup_key)
+            .exclude(pk=price.pk)
+            .first()
+        )
+        if holder is not None:
+            if not transfer_lookup_key:
+                raise BillingError(
+                    f"A price ({holder.public_id}) already uses the lookup key '{lookup_key}'. "
+                    "Pass transfer_lookup_key=true to move it to this price.",
+                    param="lookup_key",
+                )
+            Price.objects.filter(pk=holder.pk).update(lookup_key=None)
+    if "lookup_key" in changes:
+        changes["lookup_key"] = changes["lookup_key"] or None
+    for field, value in changes.items():
+        setattr(price, field, value)
+    price.save(update_fields=list(changes))
+    return price
+
+
+def price_archive(*, price: Price) -> Price:
+    return price_update(price=price, active=False)

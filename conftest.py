@@ -1,0 +1,21 @@
+"""Shared fixtures. Factories live in tests/factories.py."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def api_secret(db) -> str:
+    from billing_site.services import api_key_create
+
+    _, secret = api_key_create(name="tests")
+    return secret
+
+
+@pytest.fixture
+def api(client, api_secret):
+    """A Django test client that talks to the API with a valid key, form-encoded like the SDK."""
+    from tests.api_client import ApiClient
+
+    return ApiClient(client, api_secret)

@@ -1,0 +1,1 @@
+# Credit grants and their ledger arrive with the billing-credits issue.
