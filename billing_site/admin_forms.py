@@ -7,7 +7,9 @@ from django import forms
 from billing_site.errors import BillingError
 
 
-def add_billing_error(form: forms.Form, error: BillingError, param_to_field: dict[str, str]) -> None:
+def add_billing_error(
+    form: forms.Form, error: BillingError, param_to_field: dict[str, str]
+) -> None:
     """Show a service's error next to the form field its `param` names (or at the top)."""
     field = param_to_field.get(error.param or "", error.param)
     if field in form.fields:

@@ -17,8 +17,6 @@ class BillingError(Exception):
 
 class NotFound(BillingError):
     def __init__(self, resource: str, public_id: str, *, param: str | None = None):
-        super().__init__(
-            f"No such {resource}: '{public_id}'", param=param, code="resource_missing"
-        )
+        super().__init__(f"No such {resource}: '{public_id}'", param=param, code="resource_missing")
         self.resource = resource
         self.public_id = public_id

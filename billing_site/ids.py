@@ -20,7 +20,7 @@ def generate_public_id(prefix: str) -> str:
     return f"{prefix}_" + "".join(secrets.choice(_ALPHABET) for _ in range(_RANDOM_LENGTH))
 
 
-def PublicIdField(prefix: str) -> models.CharField:  # noqa: N802 - reads like a field class
+def PublicIdField(prefix: str) -> models.CharField:
     return models.CharField(
         max_length=len(prefix) + 1 + _RANDOM_LENGTH,
         unique=True,

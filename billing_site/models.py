@@ -45,7 +45,9 @@ class IdempotencyKey(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_key_unique_per_api_key")
+            models.UniqueConstraint(
+                fields=["api_key", "key"], name="idempotency_key_unique_per_api_key"
+            )
         ]
         indexes = [models.Index(fields=["created_at"], name="idempotency_key_created_idx")]
 

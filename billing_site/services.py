@@ -1,9 +1,8 @@
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
-
-import datetime as dt
 
 from billing_site import clock
 from billing_site.models import ApiKey
@@ -17,7 +16,7 @@ def hash_api_secret(secret: str) -> str:
 
 
 def api_key_create(*, name: str) -> tuple[ApiKey, str]:
-    """Create a key and return it with its secret, which is never stored and can't be shown again."""
+    """Create a key; return it with its secret, which is never stored and is shown only now."""
     name = name.strip()
     if not name:
         raise ValueError("An API key needs a name, so you can tell keys apart when revoking one.")

@@ -105,9 +105,9 @@ def _price_expand(params: Params, *, list_prefix: str = "") -> frozenset[str]:
 
 
 def _prices() -> Any:
-    return Price.objects.select_related("product", "product__default_price", "meter").prefetch_related(
-        "tiers"
-    )
+    return Price.objects.select_related(
+        "product", "product__default_price", "meter"
+    ).prefetch_related("tiers")
 
 
 # --- products ---------------------------------------------------------------------------------

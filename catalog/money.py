@@ -67,12 +67,19 @@ def _as_decimal(amount: Decimal | int, what: str) -> Decimal:
     return amount
 
 
-def _plain(amount: Decimal) -> Decimal:
-    # scaleb() can leave a positive exponent (Decimal("2.00E+4")); equal in value, but it
-    # reads badly in messages and reprs, so give it an integer exponent of zero instead.
-    if amount.as_tuple().exponent > 0:  # type: ignore[operator]
-        return amount.quantize(Decimal(1))
-    return amount
+def _shift(amount: Decimal, places: int) -> Decimal:
+    """Multiply by 10**places exactly, with no exponent above zero in the result.
+
+    ``scaleb`` and ``quantize`` would do this but round to the context precision (28
+    digits), and an exact amount from the rating engine can be longer than that.
+    """
+    sign, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)  # finite: checked by _as_decimal
+    exponent += places
+    if exponent > 0:
+        # Spell the zeros out: Decimal("2E+4") equals 20000 but reads badly in messages.
+        digits, exponent = (*digits, *(0,) * exponent), 0
+    return Decimal((sign, digits, exponent))
 
 
 def round_to_minor_unit(amount: Decimal | int) -> int:
@@ -91,14 +98,13 @@ def round_to_minor_unit(amount: Decimal | int) -> int:
 def to_minor_units(money: Money) -> Decimal:
     """Exact amount of ``money`` in minor units: 1.50 USD -> 150, 0.001 USD -> 0.1."""
     exponent = currency_exponent(money.currency.code)
-    return _plain(_as_decimal(money.amount, "money.amount").scaleb(exponent))
+    return _shift(_as_decimal(money.amount, "money.amount"), exponent)
 
 
 def from_minor_units(amount: Decimal | int, currency: str) -> Money:
     """Exact inverse of :func:`to_minor_units`: 150 USD -> Money("1.50", "USD")."""
     exponent = currency_exponent(currency)
-    major = _as_decimal(amount, "amount").scaleb(-exponent)
-    return Money(_plain(major), currency.upper())
+    return Money(_shift(_as_decimal(amount, "amount"), -exponent), currency.upper())
 
 
 def significant_decimal_places(amount: Decimal) -> int:
@@ -120,6 +126,8 @@ def format_minor_units(amount: Decimal | int, currency: str) -> str:
     Decimal("0.1") USD -> "0.001 USD", 500 JPY -> "500 JPY".
     """
     exponent = currency_exponent(currency)
-    major = _as_decimal(amount, "amount").scaleb(-exponent)
+    major = _shift(_as_decimal(amount, "amount"), -exponent)
+    if major.is_zero():
+        major = major.copy_abs()  # a "-0.00 USD" would only confuse
     places = max(exponent, significant_decimal_places(major))
     return f"{major:,.{places}f} {currency.upper()}"

@@ -68,7 +68,7 @@ def _non_negative(value: Decimal | int, what: str) -> Decimal:
 class Tier:
     """One row of a tiered price. Amounts are minor units (cents), not major units."""
 
-    # Inclusive upper bound, in units after any transform; None is Stripe's "inf".
+    # Inclusive upper bound in units; None is Stripe's "inf".
     up_to: Decimal | None
     # Charged per unit in the band (graduated) or per unit of the total (volume).
     unit_amount: Decimal = _ZERO

@@ -201,9 +201,7 @@ PRICE_MUTABLE_FIELDS = {"active", "nickname", "lookup_key", "metadata"}
 
 
 @transaction.atomic
-def price_update(
-    *, price: Price, transfer_lookup_key: bool = False, **changes: Any
-) -> Price:
+def price_update(*, price: Price, transfer_lookup_key: bool = False, **changes: Any) -> Price:
     immutable = set(changes) - PRICE_MUTABLE_FIELDS
     if immutable:
         raise BillingError(

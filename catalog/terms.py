@@ -41,9 +41,11 @@ _AMOUNT_LIMIT = Decimal(10) ** MAX_INTEGER_DIGITS
 _COUNT_LIMIT = 2**63 - 1
 _TIER_FIELDS = ("up_to", "unit_amount", "unit_amount_decimal", "flat_amount", "flat_amount_decimal")
 _TRANSFORM_FIELDS = ("divide_by", "round")
-# Plain decimal notation only. Decimal() itself would also take "1e3", "1_000", " 5 " and
-# "Infinity", none of which a person means as a price.
-_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+# Decimal() alone would also take "1_000", " 5 ", "NaN" and "Infinity", none of which a
+# person means as a price. Exponents are allowed in decimal amounts only: str(Decimal)
+# writes "1E-7", and clients such as the stripe SDK send exactly that.
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_NUMBER_WITH_EXPONENT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _ZERO = Decimal(0)
 
 
@@ -111,7 +113,7 @@ def _build_per_unit(
             param="tiers_mode",
         )
     # An empty list carries no terms (a form with no tier rows), so only real tiers clash.
-    if tiers is not None and tiers != []:
+    if tiers not in (None, [], ()):
         raise InvalidPriceTerms(
             "tiers only apply to tiered prices; set billing_scheme to 'tiered' or leave tiers out.",
             param="tiers",
@@ -350,6 +352,7 @@ def _decimal_amount(value: Any, *, field: str, param: str, prefix: str) -> Decim
         label=label,
         param=param,
         expected="a non-negative decimal number of minor units, such as '0.1'",
+        allow_exponent=True,
     )
     _check_not_negative(number, value, label=label, param=param)
     _check_size(number, value, label=label, param=param)
@@ -383,7 +386,9 @@ def _positive_count(value: Any, *, label: str, param: str, expected: str) -> int
     return int(number)
 
 
-def _number(value: Any, *, label: str, param: str, expected: str) -> Decimal:
+def _number(
+    value: Any, *, label: str, param: str, expected: str, allow_exponent: bool = False
+) -> Decimal:
     """Turn a string, int or Decimal into a finite Decimal, or explain what was expected."""
     if isinstance(value, float):
         raise InvalidPriceTerms(
@@ -394,7 +399,8 @@ def _number(value: Any, *, label: str, param: str, expected: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise InvalidPriceTerms(f"{label} must be {expected}, got {_shown(value)}.", param=param)
     if isinstance(value, str):
-        if not _DECIMAL_TEXT.fullmatch(value):
+        pattern = _NUMBER_WITH_EXPONENT if allow_exponent else _PLAIN_NUMBER
+        if not pattern.fullmatch(value):
             raise InvalidPriceTerms(
                 f"{label} must be {expected}, got {_shown(value)}.", param=param
             )

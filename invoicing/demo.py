@@ -62,7 +62,9 @@ def seed_catalog() -> list[Price]:
         )
 
     alpaca_tokens = _meter("alpaca_ai_tokens", "Alpaca AI tokens")
-    alpaca, is_new = _product("Alpaca AI", "0.04 USD per hundred tokens, billed monthly in arrears.")
+    alpaca, is_new = _product(
+        "Alpaca AI", "0.04 USD per hundred tokens, billed monthly in arrears."
+    )
     if is_new:
         created.append(
             price_create(

@@ -36,8 +36,7 @@ def meter_validate(
     event_name = (event_name or "").strip()
     if not event_name or len(event_name) > 100 or not _NO_WHITESPACE.match(event_name):
         raise BillingError(
-            "Invalid event_name: it is 1 to 100 characters with no spaces "
-            f"(got '{event_name}').",
+            f"Invalid event_name: it is 1 to 100 characters with no spaces (got '{event_name}').",
             param="event_name",
         )
     if formula not in Meter.Formula.values:

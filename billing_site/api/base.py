@@ -36,7 +36,7 @@ class ApiError(Exception):
         message: str,
         *,
         status: int = 400,
-        type: str = "invalid_request_error",  # noqa: A002 - Stripe's field name
+        type: str = "invalid_request_error",
         code: str | None = None,
         param: str | None = None,
     ):
@@ -88,9 +88,7 @@ def _authenticate(request: HttpRequest) -> ApiKey:
     api_key = api_key_authenticate(secret=credential)
     if api_key is None:
         shown = credential[:7] + "*" * max(0, len(credential) - 11) + credential[-4:]
-        raise ApiError(
-            f"Invalid API Key provided: {shown}", status=401, code="api_key_invalid"
-        )
+        raise ApiError(f"Invalid API Key provided: {shown}", status=401, code="api_key_invalid")
     return api_key
 
 
@@ -230,9 +228,7 @@ def _run_idempotently(request, key: str, data, handler, kwargs) -> JsonResponse:
         # Nothing was committed by the handler, so a retry must be able to run it again.
         record.delete()
         raise
-    IdempotencyKey.objects.filter(pk=record.pk).update(
-        response_status=status, response_body=body
-    )
+    IdempotencyKey.objects.filter(pk=record.pk).update(response_status=status, response_body=body)
     response = JsonResponse(body, status=status)
     response["Idempotency-Key"] = key
     return response

@@ -32,7 +32,9 @@ def _split_key(key: str) -> list[str]:
     rest = "[" + rest
     parts = _KEY_PART.findall(rest)
     if "".join(f"[{part}]" for part in parts) != rest or not head:
-        raise ParameterError(f"Malformed parameter name: '{key}'.", param=key, code="parameter_invalid")
+        raise ParameterError(
+            f"Malformed parameter name: '{key}'.", param=key, code="parameter_invalid"
+        )
     if len(parts) > MAX_NESTING_DEPTH:
         raise ParameterError(f"Parameter '{key}' is nested too deeply.", param=key)
     return [head, *parts]

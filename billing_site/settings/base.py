@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -59,9 +60,13 @@ TEMPLATES = [
 ]
 
 # SQLite in the project directory is the embedded default: one command runs the app with no servers.
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-}
+DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+if not DATABASES["default"].get("ENGINE"):
+    raise ImproperlyConfigured(
+        f"DATABASE_URL is not a database URL this project knows: '{DATABASE_URL.split('@')[-1]}'. "
+        "Use postgres://user:password@host:5432/name or sqlite:////absolute/path.sqlite3."
+    )
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers queue up instead of failing at once with "database is locked".

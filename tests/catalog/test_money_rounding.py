@@ -142,6 +142,16 @@ def test_minor_unit_conversion_round_trips_exactly(amount, currency):
     assert to_minor_units(from_minor_units(amount, currency)) == amount
 
 
+def test_conversions_stay_exact_past_the_default_28_digit_precision():
+    # A 40-digit exact amount, as a huge meter total times a 12-decimal unit price gives.
+    amount = Decimal("1234567890123456789012345678901234567890.5")
+    assert to_minor_units(from_minor_units(amount, "USD")) == amount
+    assert format_minor_units(amount, "USD") == (
+        "12,345,678,901,234,567,890,123,456,789,012,345,678.905 USD"
+    )
+    assert round_to_minor_unit(amount) == 1234567890123456789012345678901234567891
+
+
 def test_from_minor_units_refuses_floats():
     with pytest.raises(TypeError, match="float"):
         from_minor_units(0.1, "USD")  # type: ignore[arg-type]
@@ -163,6 +173,7 @@ def test_from_minor_units_refuses_floats():
         (Decimal("2.5"), "JPY", "2.5 JPY"),
         (1234, "KWD", "1.234 KWD"),
         (-350, "EUR", "-3.50 EUR"),
+        (Decimal("-0.00"), "USD", "0.00 USD"),
     ],
 )
 def test_format_minor_units_shows_major_units_with_as_many_decimals_as_needed(

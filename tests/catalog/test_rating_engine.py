@@ -383,9 +383,7 @@ def test_tier_stores_int_arguments_as_decimals():
 
 amounts = st.one_of(
     st.integers(min_value=0, max_value=10**6).map(Decimal),
-    st.decimals(
-        min_value=0, max_value=10**4, places=12, allow_nan=False, allow_infinity=False
-    ),
+    st.decimals(min_value=0, max_value=10**4, places=12, allow_nan=False, allow_infinity=False),
 )
 quantities = st.one_of(
     st.integers(min_value=0, max_value=10**6).map(Decimal),
@@ -400,8 +398,7 @@ def tier_ladders(draw: st.DrawFn) -> tuple[Tier, ...]:
     bounds: list[Decimal | None] = [D(bound) for bound in accumulate(steps)]
     bounds.append(None)
     return tuple(
-        Tier(up_to=bound, unit_amount=draw(amounts), flat_amount=draw(amounts))
-        for bound in bounds
+        Tier(up_to=bound, unit_amount=draw(amounts), flat_amount=draw(amounts)) for bound in bounds
     )
 
 
@@ -448,7 +445,9 @@ def test_graduated_total_is_the_sum_of_its_bands_and_matches_an_independent_comp
     case,
 ):
     tiers, quantity = case
-    rating = rate(PriceTerms(billing_scheme="tiered", tiers_mode="graduated", tiers=tiers), quantity)
+    rating = rate(
+        PriceTerms(billing_scheme="tiered", tiers_mode="graduated", tiers=tiers), quantity
+    )
     assert rating.amount == sum((row.subtotal for row in rating.breakdown), D(0))
     assert rating.amount == graduated_by_hand(tiers, quantity)
     assert sum((row.units for row in rating.breakdown), D(0)) == quantity

@@ -14,7 +14,5 @@ class Command(BaseCommand):
             api_key, secret = api_key_create(name=name)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        self.stderr.write(
-            f"Created API key '{api_key.name}'. It is shown only once: store it now."
-        )
+        self.stderr.write(f"Created API key '{api_key.name}'. It is shown only once: store it now.")
         self.stdout.write(secret)
