@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(config, items):
     if "postgresql" in engine:
         return
     skip = pytest.mark.skip(
-        reason="needs PostgreSQL for real row locks and parallel connections; "
+        reason="needs PostgreSQL (real row locks, parallel connections, exact decimals); "
         "run with DATABASE_URL=postgres://... (CI does)"
     )
     for item in items:

@@ -17,10 +17,22 @@ api_v1 = [
     path("billing/meters/<str:public_id>", metering_api.MeterDetail.as_view()),
     path("billing/meters/<str:public_id>/deactivate", metering_api.MeterDeactivate.as_view()),
     path("billing/meters/<str:public_id>/reactivate", metering_api.MeterReactivate.as_view()),
+    path(
+        "billing/meters/<str:public_id>/event_summaries", metering_api.MeterEventSummaries.as_view()
+    ),
+    path("billing/meter_events", metering_api.MeterEventCollection.as_view()),
+    path("billing/meter_event_adjustments", metering_api.MeterEventAdjustmentCollection.as_view()),
+    re_path(r"^.*$", UnrecognizedUrl.as_view()),
+]
+
+api_v2 = [
+    path("billing/meter_event_session", metering_api.MeterEventSessionCreate.as_view()),
+    path("billing/meter_event_stream", metering_api.MeterEventStream.as_view()),
     re_path(r"^.*$", UnrecognizedUrl.as_view()),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("v1/", include(api_v1)),
+    path("v2/", include(api_v2)),
 ]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from billing_site.api.base import ApiView, get_by_public_id, paginate
+from billing_site.api.base import ApiError, ApiView, get_by_public_id, paginate
 from billing_site.api.params import Params
-from billing_site.clock import to_unix
+from billing_site.clock import from_unix, to_unix
 from billing_site.errors import BillingError
-from metering import services
-from metering.models import Meter
+from metering import ingest, services
+from metering.models import Meter, MeterEvent
+from metering.selectors import usage, usage_by_window
 
 
 def serialize_meter(meter: Meter) -> dict[str, Any]:
@@ -99,3 +101,283 @@ class MeterReactivate(ApiView):
     def post(self, request, params: Params, public_id: str) -> dict[str, Any]:
         meter = get_by_public_id(Meter.objects.all(), public_id, "billing.meter")
         return serialize_meter(services.meter_reactivate(meter=meter))
+
+
+# --- meter events -----------------------------------------------------------------------------
+
+
+def serialize_meter_event(event: MeterEvent, event_name: str) -> dict[str, Any]:
+    return {
+        "object": "billing.meter_event",
+        "created": to_unix(event.received_at),
+        "event_name": event_name,
+        "identifier": event.identifier,
+        "livemode": False,
+        "payload": event.payload,
+        "timestamp": to_unix(event.timestamp),
+    }
+
+
+def _unix_timestamp(params: Params, key: str) -> dt.datetime | None:
+    seconds = params.integer(key, minimum=0, maximum=253402300799)
+    return None if seconds is None else from_unix(seconds)
+
+
+class MeterEventCollection(ApiView):
+    def post(self, request, params: Params) -> dict[str, Any]:
+        event_name = params.string("event_name", required=True, max_length=100)
+        payload = params.raw("payload")
+        if payload is None or payload == "":
+            raise BillingError(
+                "Missing required param: payload (with the meter's customer and value keys).",
+                param="payload",
+                code="parameter_missing",
+            )
+        event = ingest.meter_event_create(
+            event_name=event_name,
+            payload=payload,
+            identifier=params.string("identifier", max_length=100),
+            timestamp=_unix_timestamp(params, "timestamp"),
+        )
+        return serialize_meter_event(event, event_name)
+
+
+class MeterEventAdjustmentCollection(ApiView):
+    def post(self, request, params: Params) -> dict[str, Any]:
+        event_name = params.string("event_name", required=True, max_length=100)
+        params.choice("type", ["cancel"], required=True)
+        cancel = params.nested("cancel", required=True)
+        identifier = cancel.string("identifier", required=True, max_length=100)
+        cancel.reject_unknown()
+        ingest.meter_event_cancel(event_name=event_name, identifier=identifier)
+        return {
+            "object": "billing.meter_event_adjustment",
+            "cancel": {"identifier": identifier},
+            "event_name": event_name,
+            "livemode": False,
+            "status": "complete",
+            "type": "cancel",
+        }
+
+
+_WINDOWS = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
+MAX_SUMMARY_WINDOWS = 24 * 366
+
+
+class MeterEventSummaries(ApiView):
+    def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
+        meter = get_by_public_id(Meter.objects.all(), public_id, "billing.meter")
+        customer_public_id = params.string("customer", required=True)
+        customer = get_customer(customer_public_id, param="customer")
+        start = _unix_timestamp(params, "start_time")
+        end = _unix_timestamp(params, "end_time")
+        if start is None:
+            raise BillingError("Missing required param: start_time.", param="start_time")
+        if end is None:
+            raise BillingError("Missing required param: end_time.", param="end_time")
+        if start >= end:
+            raise BillingError("start_time must be before end_time.", param="start_time")
+        window = params.choice("value_grouping_window", list(_WINDOWS))
+        step = _WINDOWS[window] if window else dt.timedelta(minutes=1)
+        for key, moment in (("start_time", start), ("end_time", end)):
+            if (moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) % step:
+                unit = window or "minute"
+                raise BillingError(
+                    f"{key} must be aligned to {unit} boundaries (UTC) "
+                    f"{'with value_grouping_window=' + window if window else ''}".strip()
+                    + ".",
+                    param=key,
+                )
+        limit = params.integer("limit", minimum=1, maximum=100) or 10
+        starting_after = params.string("starting_after")
+        if window:
+            if (end - start) / step > MAX_SUMMARY_WINDOWS:
+                raise BillingError(
+                    f"At most {MAX_SUMMARY_WINDOWS} windows can be summarised at once; narrow "
+                    "start_time and end_time.",
+                    param="end_time",
+                )
+            series = usage_by_window(
+                meter=meter, start=start, end=end, window=window, customer_id=customer.pk
+            )
+            windows = [(moment, moment + step, value) for moment, value in series]
+        else:
+            value = usage(meter=meter, customer_id=customer.pk, start=start, end=end)
+            windows = [(start, end, value)]
+        windows.reverse()  # newest first, as every list
+        if starting_after:
+            cursor = _summary_cursor(starting_after)
+            windows = [w for w in windows if to_unix(w[0]) < cursor]
+        page = windows[:limit]
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": f"mtrusg_{to_unix(window_start)}_{meter.public_id.removeprefix('mtr_')}",
+                    "object": "billing.meter_event_summary",
+                    "aggregated_value": float(value) if value != int(value) else int(value),
+                    "end_time": to_unix(window_end),
+                    "livemode": False,
+                    "meter": meter.public_id,
+                    "start_time": to_unix(window_start),
+                }
+                for window_start, window_end, value in page
+            ],
+            "has_more": len(windows) > limit,
+            "url": f"/v1/billing/meters/{meter.public_id}/event_summaries",
+        }
+
+
+def _summary_cursor(summary_id: str) -> int:
+    try:
+        return int(summary_id.split("_")[1])
+    except (IndexError, ValueError):
+        raise BillingError(
+            f"Invalid starting_after: '{summary_id}' is not a meter event summary id.",
+            param="starting_after",
+        ) from None
+
+
+def get_customer(public_id: str, *, param: str):
+    customer_model = MeterEvent._meta.get_field("customer").related_model
+    customer = customer_model.objects.filter(public_id=public_id, deleted_at__isnull=True).first()
+    if customer is None:
+        raise BillingError(f"No such customer: '{public_id}'", param=param, code="resource_missing")
+    return customer
+
+
+# --- v2 meter event stream --------------------------------------------------------------------
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class MeterEventSessionCreate(ApiView):
+    http_method_names = ["post"]
+
+    def post(self, request, params: Params) -> dict[str, Any]:
+        session, token = ingest.meter_event_session_create(api_key=request.api_key)
+        return {
+            "id": session.public_id,
+            "object": "v2.billing.meter_event_session",
+            "authentication_token": token,
+            "created": _iso(session.created_at),
+            "expires_at": _iso(session.expires_at),
+            "livemode": False,
+        }
+
+
+def _stream_timestamp(raw: Any) -> dt.datetime | str | None:
+    """An RFC 3339 timestamp; returns the error message when it can't be read."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        try:
+            moment = dt.datetime.fromisoformat(raw)
+        except ValueError:
+            moment = None
+        if moment is not None and moment.tzinfo is not None:
+            return moment
+    return (
+        f"timestamp must be an RFC 3339 time with a zone, e.g. 2026-11-21T10:00:00Z (got {raw!r})."
+    )
+
+
+class MeterEventStream(ApiView):
+    """The batch path: up to 100 events, each accepted or rejected with its index and reason."""
+
+    http_method_names = ["post"]
+
+    def authenticate(self, request):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.startswith("mes_tok_"):
+            raise ApiError(
+                "The meter event stream needs a session token: create one with "
+                "POST /v2/billing/meter_event_session and send it as 'Authorization: Bearer "
+                "mes_tok_...'.",
+                status=401,
+            )
+        session = ingest.meter_event_session_authenticate(token=token.strip())
+        if session is None:
+            raise ApiError(
+                "This meter event session token is invalid or expired (tokens last 15 "
+                "minutes); create a new session.",
+                status=401,
+                code="billing_meter_event_session_expired",
+            )
+        return session.api_key
+
+    def post(self, request, params: Params) -> dict[str, Any]:
+        raw_events = params.raw("events")
+        if not isinstance(raw_events, list) or not raw_events:
+            raise BillingError(
+                'events must be a non-empty JSON array: {"events": [{"event_name": ..., '
+                '"payload": {...}}]}.',
+                param="events",
+            )
+        if len(raw_events) > ingest.MAX_BATCH_SIZE:
+            raise BillingError(
+                f"A request can carry at most {ingest.MAX_BATCH_SIZE} events (got "
+                f"{len(raw_events)}); split the batch.",
+                param="events",
+            )
+        inputs: list[ingest.EventInput] = []
+        early_rejects: list[ingest.RejectedEvent] = []
+        for index, raw in enumerate(raw_events):
+            if not isinstance(raw, dict):
+                early_rejects.append(
+                    ingest.RejectedEvent(index, "invalid_event", "Each event must be an object.")
+                )
+                inputs.append(ingest.EventInput(None, None))
+                continue
+            unknown = set(raw) - {"event_name", "payload", "identifier", "timestamp"}
+            timestamp = _stream_timestamp(raw.get("timestamp"))
+            if unknown:
+                early_rejects.append(
+                    ingest.RejectedEvent(
+                        index,
+                        "parameter_unknown",
+                        f"Received unknown parameter: {sorted(unknown)[0]}",
+                        sorted(unknown)[0],
+                    )
+                )
+            elif isinstance(timestamp, str):
+                early_rejects.append(
+                    ingest.RejectedEvent(index, "invalid_timestamp", timestamp, "timestamp")
+                )
+            else:
+                inputs.append(
+                    ingest.EventInput(
+                        raw.get("event_name"), raw.get("payload"), raw.get("identifier"), timestamp
+                    )
+                )
+                continue
+            inputs.append(ingest.EventInput(None, None))
+        skip = {reject.index for reject in early_rejects}
+        kept = [(index, event) for index, event in enumerate(inputs) if index not in skip]
+        result = ingest.meter_events_ingest(events=[event for _, event in kept])
+        rejected = early_rejects + [
+            ingest.RejectedEvent(
+                kept[reject.index][0], reject.code, reject.message, reject.param, reject.identifier
+            )
+            for reject in result.rejected
+        ]
+        rejected.sort(key=lambda reject: reject.index)
+        return {
+            "object": "v2.billing.meter_event_stream_result",
+            "accepted": len(result.accepted),
+            "rejected": [
+                {
+                    "index": reject.index,
+                    "identifier": reject.identifier,
+                    "error": {
+                        "code": reject.code,
+                        "message": reject.message,
+                        "param": reject.param,
+                    },
+                }
+                for reject in rejected
+            ],
+        }

@@ -53,3 +53,134 @@ class Meter(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+
+# Values: at most 15 significant digits and 12 decimal places (negative values correct earlier
+# usage). Sums keep 12 decimals and room for billions of events.
+EVENT_VALUE_DIGITS = 27
+EVENT_VALUE_DECIMALS = 12
+SUM_DIGITS = 40
+
+
+class MeterEvent(models.Model):
+    """One usage report. Rows are never updated except to record a cancellation.
+
+    On PostgreSQL the table is range-partitioned by `timestamp` (one partition a month, see
+    `metering.partitions`); its real primary key is (id, timestamp). Identifier uniqueness lives
+    in `MeterEventIdentifier`, because a unique index on a partitioned table must include the
+    partition key.
+    """
+
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="events")
+    customer = models.ForeignKey(
+        "invoicing.Customer", on_delete=models.PROTECT, related_name="meter_events"
+    )
+    identifier = models.CharField(max_length=100)
+    value = models.DecimalField(max_digits=EVENT_VALUE_DIGITS, decimal_places=EVENT_VALUE_DECIMALS)
+    timestamp = models.DateTimeField(help_text="When the usage happened (the billing time).")
+    received_at = models.DateTimeField(help_text="When this server accepted the event.")
+    payload = models.JSONField(default=dict)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["meter", "customer", "timestamp"], name="meter_event_usage_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.identifier} ({self.value})"
+
+
+class MeterEventIdentifier(models.Model):
+    """The exactly-once guard: one row per (meter, identifier), inserted with the event.
+
+    Kept for `METER_EVENT_IDENTIFIER_RETENTION` (40 days, longer than the 35-day acceptance
+    window), then purged; an event older than the window is refused anyway.
+    """
+
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="+")
+    identifier = models.CharField(max_length=100)
+    customer_id = models.BigIntegerField()
+    event_timestamp = models.DateTimeField()
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["meter", "identifier"], name="meter_event_identifier_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["received_at"], name="meter_event_ident_recv_idx")]
+
+    def __str__(self) -> str:
+        return self.identifier
+
+
+class MeterUsageRollup(models.Model):
+    """Hourly pre-aggregate per (meter, customer), maintained in the ingest transaction.
+
+    `usage()` reads whole hours from here and only the partial edge hours from raw events, so
+    a customer with millions of events in a period is answered from a few hundred rows.
+    """
+
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey("invoicing.Customer", on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField(help_text="Start of the hour [hour, hour + 1h), UTC.")
+    value_sum = models.DecimalField(max_digits=SUM_DIGITS, decimal_places=EVENT_VALUE_DECIMALS)
+    event_count = models.BigIntegerField()
+    last_value = models.DecimalField(
+        max_digits=EVENT_VALUE_DIGITS, decimal_places=EVENT_VALUE_DECIMALS, null=True
+    )
+    last_timestamp = models.DateTimeField(null=True)
+    last_event_id = models.BigIntegerField(null=True, help_text="Breaks timestamp ties.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["meter", "customer", "hour"], name="meter_usage_rollup_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["meter", "hour"], name="meter_usage_rollup_meter_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id}/{self.customer_id}@{self.hour:%Y-%m-%d %H:00}"
+
+
+class MeterEventAdjustment(models.Model):
+    """A cancellation, kept as its own row for the audit trail."""
+
+    class Type(models.TextChoices):
+        CANCEL = "cancel", "Cancel"
+
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="adjustments")
+    event_id = models.BigIntegerField(help_text="MeterEvent id (no FK: events are partitioned).")
+    identifier = models.CharField(max_length=100)
+    type = models.CharField(max_length=10, choices=Type.choices, default=Type.CANCEL)
+    created_at = models.DateTimeField()
+    created_by = models.CharField(max_length=150, help_text="'api' or the staff user name.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["meter", "identifier"], name="meter_event_adjustment_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.identifier}"
+
+
+class MeterEventSession(models.Model):
+    """A short-lived token for the v2 meter event stream (Stripe's meter_event_session).
+
+    Like API keys, only the token's SHA-256 hash is stored.
+    """
+
+    public_id = PublicIdField("mes")
+    api_key = models.ForeignKey("billing_site.ApiKey", on_delete=models.CASCADE, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.public_id

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from decimal import Decimal
 from collections.abc import Callable
 from typing import Any
 
@@ -101,7 +102,8 @@ def _decode_body(request: HttpRequest) -> dict[str, Any]:
     content_type = request.content_type or ""
     if content_type == "application/json":
         try:
-            data = json.loads(request.body or b"{}")
+            # Decimal, not float: values like 0.1 must arrive exactly.
+            data = json.loads(request.body or b"{}", parse_float=Decimal)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ApiError(f"Invalid JSON body: {exc}.") from exc
         if not isinstance(data, dict):
@@ -119,9 +121,12 @@ class ApiView(View):
 
     http_method_names = ["get", "post", "delete"]
 
+    def authenticate(self, request: HttpRequest) -> ApiKey:
+        return _authenticate(request)
+
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
         try:
-            request.api_key = _authenticate(request)  # type: ignore[attr-defined]
+            request.api_key = self.authenticate(request)  # type: ignore[attr-defined]
             method = (request.method or "").lower()
             handler = getattr(self, method, None) if method in self.http_method_names else None
             if handler is None:
