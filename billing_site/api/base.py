@@ -11,8 +11,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from decimal import Decimal
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
