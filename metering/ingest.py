@@ -404,6 +404,9 @@ def _add_to_rollups(events: list[MeterEvent]) -> None:
         key = (event.timestamp, event.pk)
         if bucket.last_key is None or key > bucket.last_key:
             bucket.last_key, bucket.last_value = key, event.value
+    if connection.vendor == "sqlite":
+        _add_to_rollups_in_python(buckets)
+        return
     ops = connection.ops
     table = MeterUsageRollup._meta.db_table
     placeholders = []
@@ -442,6 +445,36 @@ def _add_to_rollups(events: list[MeterEvent]) -> None:
             f"ELSE {table}.last_event_id END",
             params,
         )
+
+
+def _add_to_rollups_in_python(buckets: dict[tuple[int, int, dt.datetime], _Bucket]) -> None:
+    """SQLite adds decimals as floats; it also has one writer at a time, and this transaction
+    already holds the write lock (it wrote the identifiers), so read-modify-write is safe."""
+    for (meter_id, customer_id, hour), bucket in sorted(buckets.items()):
+        assert bucket.last_key is not None
+        rollup, created = MeterUsageRollup.objects.get_or_create(
+            meter_id=meter_id,
+            customer_id=customer_id,
+            hour=hour,
+            defaults={
+                "value_sum": bucket.value_sum,
+                "event_count": bucket.event_count,
+                "last_value": bucket.last_value,
+                "last_timestamp": bucket.last_key[0],
+                "last_event_id": bucket.last_key[1],
+            },
+        )
+        if created:
+            continue
+        rollup.value_sum += bucket.value_sum
+        rollup.event_count += bucket.event_count
+        if rollup.last_timestamp is None or bucket.last_key > (
+            rollup.last_timestamp,
+            rollup.last_event_id,
+        ):
+            rollup.last_value = bucket.last_value
+            rollup.last_timestamp, rollup.last_event_id = bucket.last_key
+        rollup.save()
 
 
 def rebuild_rollup(*, meter_id: int, customer_id: int, hour: dt.datetime) -> None:

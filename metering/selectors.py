@@ -11,7 +11,8 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Max, Sum
+from django.db import connection
+from django.db.models import Count, Max, QuerySet, Sum
 
 from metering.ingest import hour_of
 from metering.models import Meter, MeterEvent, MeterUsageRollup
@@ -39,6 +40,13 @@ class _Partial:
         )
 
 
+def _exact_sum(queryset: QuerySet, field: str) -> Decimal:
+    """SUM, exactly. SQLite adds decimals as floats, so there the rows are added in Python."""
+    if connection.vendor == "sqlite":
+        return sum(queryset.values_list(field, flat=True), Decimal(0))
+    return queryset.aggregate(total=Sum(field))["total"] or Decimal(0)
+
+
 def _value(meter: Meter, part: _Partial) -> Decimal:
     if meter.formula == Meter.Formula.COUNT:
         return Decimal(part.event_count)
@@ -57,13 +65,13 @@ def _from_events(meter: Meter, customer_id: int, start: dt.datetime, end: dt.dat
         timestamp__lt=end,
         cancelled_at__isnull=True,
     )
-    totals = events.aggregate(value_sum=Sum("value"), event_count=Count("pk"))
+    event_count = events.aggregate(event_count=Count("pk"))["event_count"]
     last = None
-    if meter.formula == Meter.Formula.LAST and totals["event_count"]:
+    if meter.formula == Meter.Formula.LAST and event_count:
         last = events.order_by("-timestamp", "-pk").values_list("value", "timestamp", "pk").first()
     return _Partial(
-        totals["value_sum"] or Decimal(0),
-        totals["event_count"],
+        _exact_sum(events, "value") if event_count else Decimal(0),
+        event_count,
         last[0] if last else None,
         (last[1], last[2]) if last else None,
     )
@@ -75,7 +83,7 @@ def _from_rollups(meter: Meter, customer_id: int, start: dt.datetime, end: dt.da
     rollups = MeterUsageRollup.objects.filter(
         meter=meter, customer_id=customer_id, hour__gte=start, hour__lt=end
     )
-    totals = rollups.aggregate(value_sum=Sum("value_sum"), event_count=Sum("event_count"))
+    event_count = rollups.aggregate(event_count=Sum("event_count"))["event_count"] or 0
     last = None
     if meter.formula == Meter.Formula.LAST:
         last = (
@@ -85,8 +93,8 @@ def _from_rollups(meter: Meter, customer_id: int, start: dt.datetime, end: dt.da
             .first()
         )
     return _Partial(
-        totals["value_sum"] or Decimal(0),
-        totals["event_count"] or 0,
+        _exact_sum(rollups, "value_sum") if event_count else Decimal(0),
+        event_count,
         last[0] if last else None,
         (last[1], last[2]) if last else None,
     )
