@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import random
+from collections.abc import Callable
+from decimal import Decimal
+
 from django.db import transaction
 
+from billing_site import clock
 from catalog.models import Price, Product
 from catalog.services import Recurring, price_create, product_create
 from catalog.terms import build_price_terms
+from invoicing.models import Customer
+from invoicing.services import customer_create
+from metering.ingest import EventInput, meter_events_ingest
 from metering.models import Meter
 from metering.services import meter_create
 
@@ -79,3 +88,53 @@ def seed_catalog() -> list[Price]:
             )
         )
     return created
+
+
+DEMO_CUSTOMERS = [
+    # (name, email, meter event name, typical tokens per event)
+    ("Northwind Robotics", "billing@northwind.example", "hypernian_api_tokens", 900),
+    ("Acme Research", "ap@acme-research.example", "hypernian_api_tokens", 350),
+    ("Bluebird Labs", "finance@bluebird.example", "alpaca_ai_tokens", 1200),
+]
+
+
+def seed_customers() -> list[tuple[Customer, str, int]]:
+    seeded = []
+    for name, email, event_name, typical in DEMO_CUSTOMERS:
+        customer = Customer.objects.live().filter(email=email).first()
+        if customer is None:
+            customer = customer_create(name=name, email=email, description="Demo customer")
+        seeded.append((customer, event_name, typical))
+    return seeded
+
+
+def seed_usage(
+    *, events_per_customer: int, days: int = 30, progress: Callable[[int], None] | None = None
+) -> int:
+    """Token usage spread over the last `days`, busier on weekday afternoons (UTC).
+
+    Identifiers are deterministic, so running the seeder again adds nothing: the exactly-once
+    guard refuses the repeats.
+    """
+    now = clock.now()
+    rng = random.Random(20261121)
+    stored = 0
+    for customer, event_name, typical in seed_customers():
+        for start in range(0, events_per_customer, 100):
+            batch = []
+            for number in range(start, min(start + 100, events_per_customer)):
+                moment = now - dt.timedelta(seconds=rng.uniform(0, days * 86400 - 60))
+                busy = 1.8 if moment.weekday() < 5 and 12 <= moment.hour < 20 else 0.6
+                tokens = max(1, int(rng.gauss(typical, typical / 3) * busy))
+                batch.append(
+                    EventInput(
+                        event_name,
+                        {"stripe_customer_id": customer.public_id, "value": str(Decimal(tokens))},
+                        f"demo-{customer.public_id}-{number}",
+                        moment,
+                    )
+                )
+            stored += len(meter_events_ingest(events=batch, now=now).accepted)
+            if progress:
+                progress(len(batch))
+    return stored

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+
+from billing_site import clock
+from catalog.models import Price, Product
+from catalog.rating import rate
+from invoicing.models import Customer
+from metering.models import Meter, MeterEvent
+from metering.selectors import usage
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_loads_the_docs_examples_once(capsys):
+    call_command("seed_demo", "--events-per-customer", "150")
+    call_command("seed_demo", "--events-per-customer", "150")
+
+    hypernian = Product.objects.get(name="Hypernian")
+    fee = Price.objects.get(product=hypernian, recurring_usage_type="licensed")
+    assert (fee.unit_amount_decimal, fee.recurring_interval) == (Decimal(20000), "month")
+    tokens = Price.objects.get(product=hypernian, recurring_usage_type="metered")
+    assert tokens.meter.event_name == "hypernian_api_tokens"
+    # 150,000 tokens: the first 100,000 are included, 50,000 more at 0.001 USD = 50.00 USD.
+    assert rate(tokens.terms, 150000).amount == Decimal(5000)
+
+    alpaca = Price.objects.get(product__name="Alpaca AI")
+    # 0.04 USD per hundred tokens, rounded up: 150 tokens are two packages, 8 cents.
+    assert rate(alpaca.terms, 150).amount == Decimal(8)
+
+    assert Product.objects.count() == 2
+    assert Price.objects.count() == 3
+    assert Meter.objects.count() == 2
+    assert Customer.objects.count() == 3
+    assert MeterEvent.objects.count() == 450
+    assert "Usage: 0 new meter event(s) (450 already there)" in capsys.readouterr().out
+
+    customer = Customer.objects.get(name="Northwind Robotics")
+    now = clock.now()
+    total = usage(
+        meter=Meter.objects.get(event_name="hypernian_api_tokens"),
+        customer_id=customer.pk,
+        start=now - dt.timedelta(days=31),
+        end=now + dt.timedelta(minutes=1),
+    )
+    assert total > 0
+
+
+def test_seed_demo_refuses_a_local_admin_without_debug(settings):
+    from django.core.management.base import CommandError
+
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="DEBUG"):
+        call_command("seed_demo", "--events-per-customer", "0", "--local-admin")
