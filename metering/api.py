@@ -106,11 +106,11 @@ class MeterReactivate(ApiView):
 # --- meter events -----------------------------------------------------------------------------
 
 
-def serialize_meter_event(event: MeterEvent, event_name: str) -> dict[str, Any]:
+def serialize_meter_event(event: ingest.AcceptedEvent) -> dict[str, Any]:
     return {
         "object": "billing.meter_event",
         "created": to_unix(event.received_at),
-        "event_name": event_name,
+        "event_name": event.event_name,
         "identifier": event.identifier,
         "livemode": False,
         "payload": event.payload,
@@ -139,7 +139,7 @@ class MeterEventCollection(ApiView):
             identifier=params.string("identifier", max_length=100),
             timestamp=_unix_timestamp(params, "timestamp"),
         )
-        return serialize_meter_event(event, event_name)
+        return serialize_meter_event(event)
 
 
 class MeterEventAdjustmentCollection(ApiView):

@@ -71,9 +71,16 @@ class MeterEvent(models.Model):
     partition key.
     """
 
-    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="events")
+    # No database FK constraints on the event tables: the ingest path validates both ids, meters
+    # and customers are never hard-deleted, and per-row FK triggers cost more than the insert.
+    meter = models.ForeignKey(
+        Meter, on_delete=models.DO_NOTHING, related_name="events", db_constraint=False
+    )
     customer = models.ForeignKey(
-        "invoicing.Customer", on_delete=models.PROTECT, related_name="meter_events"
+        "invoicing.Customer",
+        on_delete=models.DO_NOTHING,
+        related_name="meter_events",
+        db_constraint=False,
     )
     identifier = models.CharField(max_length=100)
     value = models.DecimalField(max_digits=EVENT_VALUE_DIGITS, decimal_places=EVENT_VALUE_DECIMALS)
@@ -98,7 +105,9 @@ class MeterEventIdentifier(models.Model):
     window), then purged; an event older than the window is refused anyway.
     """
 
-    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="+")
+    meter = models.ForeignKey(
+        Meter, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
     identifier = models.CharField(max_length=100)
     customer_id = models.BigIntegerField()
     event_timestamp = models.DateTimeField()
@@ -123,8 +132,12 @@ class MeterUsageRollup(models.Model):
     a customer with millions of events in a period is answered from a few hundred rows.
     """
 
-    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="+")
-    customer = models.ForeignKey("invoicing.Customer", on_delete=models.CASCADE, related_name="+")
+    meter = models.ForeignKey(
+        Meter, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
+    customer = models.ForeignKey(
+        "invoicing.Customer", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
     hour = models.DateTimeField(help_text="Start of the hour [hour, hour + 1h), UTC.")
     value_sum = models.DecimalField(max_digits=SUM_DIGITS, decimal_places=EVENT_VALUE_DECIMALS)
     event_count = models.BigIntegerField()

@@ -13,10 +13,8 @@ CREATE TABLE metering_meterevent (
     received_at timestamptz NOT NULL,
     payload jsonb NOT NULL,
     cancelled_at timestamptz NULL,
-    customer_id bigint NOT NULL
-        REFERENCES invoicing_customer (id) DEFERRABLE INITIALLY DEFERRED,
-    meter_id bigint NOT NULL
-        REFERENCES metering_meter (id) DEFERRABLE INITIALLY DEFERRED,
+    customer_id bigint NOT NULL,
+    meter_id bigint NOT NULL,
     PRIMARY KEY (id, "timestamp")
 ) PARTITION BY RANGE ("timestamp");
 CREATE INDEX meter_event_usage_idx ON metering_meterevent (meter_id, customer_id, "timestamp");
@@ -33,6 +31,6 @@ def partition_event_table(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("metering", "0002_meter_events_identifiers_rollups")]
+    dependencies = [("metering", "0002_meter_events_identifiers_rollups_sessions")]
 
     operations = [migrations.RunPython(partition_event_table, migrations.RunPython.noop)]
