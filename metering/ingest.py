@@ -162,14 +162,16 @@ def _check_timestamp(timestamp: dt.datetime | None, now: dt.datetime) -> dt.date
     if timestamp < now - ACCEPTANCE_WINDOW_PAST:
         raise _Reject(
             "timestamp_too_far_in_past",
-            f"The timestamp {timestamp:%Y-%m-%dT%H:%M:%SZ} is more than 35 days in the past; "
+            f"The timestamp {timestamp.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ} is more than 35 "
+            "days in the past; "
             "events older than that can't be billed.",
             "timestamp",
         )
     if timestamp > now + ACCEPTANCE_WINDOW_FUTURE:
         raise _Reject(
             "timestamp_in_future",
-            f"The timestamp {timestamp:%Y-%m-%dT%H:%M:%SZ} is more than 5 minutes in the future; "
+            f"The timestamp {timestamp.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ} is more than 5 "
+            "minutes in the future; "
             "check the sender's clock.",
             "timestamp",
         )

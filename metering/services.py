@@ -11,13 +11,14 @@ from billing_site.errors import BillingError
 from metering.models import Meter
 
 _NO_WHITESPACE = re.compile(r"^\S+$")
+_PAYLOAD_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 
 
 def _check_payload_key(value: str, param: str) -> str:
     value = (value or "").strip()
-    if not value or len(value) > 100 or not _NO_WHITESPACE.match(value):
+    if not _PAYLOAD_KEY.match(value):
         raise BillingError(
-            f"Invalid {param}: a payload key is 1 to 100 characters with no spaces "
+            f"Invalid {param}: a payload key is 1 to 100 letters, digits, '_', '-', '.' or ':' "
             f"(got '{value}').",
             param=param,
         )
