@@ -56,6 +56,8 @@ def product_update(*, product: Product, **changes: Any) -> Product:
         changes["name"] = (changes["name"] or "").strip()
         if not changes["name"]:
             raise BillingError("A product needs a name.", param="name")
+    if "metadata" in changes:
+        changes["metadata"] = changes["metadata"] or {}
     default_price = changes.get("default_price")
     if default_price is not None and default_price.product_id != product.pk:
         raise BillingError(
@@ -227,6 +229,8 @@ def price_update(*, price: Price, transfer_lookup_key: bool = False, **changes: 
             Price.objects.filter(pk=holder.pk).update(lookup_key=None)
     if "lookup_key" in changes:
         changes["lookup_key"] = changes["lookup_key"] or None
+    if "metadata" in changes:
+        changes["metadata"] = changes["metadata"] or {}
     for field, value in changes.items():
         setattr(price, field, value)
     price.save(update_fields=list(changes))

@@ -20,6 +20,7 @@ def test_a_viewer_reads_but_cannot_create(client, staff):
     client.force_login(staff(VIEWER))
     assert client.get("/admin/invoicing/customer/").status_code == 200
     assert client.get("/admin/metering/meter/").status_code == 200
+    assert client.get("/admin/catalog/price/").status_code == 200
     assert client.get("/admin/invoicing/customer/add/").status_code == 403
     response = client.post("/admin/invoicing/customer/add/", {"name": "Sneaky", "metadata": "{}"})
     assert response.status_code == 403
