@@ -82,7 +82,7 @@ def product_delete(*, product: Product) -> None:
     product.delete()
 
 
-def _validate_currency(currency: str) -> str:
+def validate_currency(currency: str) -> str:
     code = (currency or "").strip().upper()
     try:
         get_currency(code)
@@ -154,7 +154,7 @@ def price_create(
     metadata: dict[str, str] | None = None,
 ) -> Price:
     """Create a price from terms already checked by `catalog.terms.build_price_terms`."""
-    currency = _validate_currency(currency)
+    currency = validate_currency(currency)
     _validate_recurring(recurring)
     if lookup_key:
         holder = Price.objects.select_for_update().filter(lookup_key=lookup_key).first()

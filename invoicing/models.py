@@ -5,6 +5,28 @@ from django.db import models
 from billing_site.ids import PublicIdField
 
 
+class TestClock(models.Model):
+    """A Stripe-style test clock: customers attached to it are billed at its frozen time."""
+
+    class Status(models.TextChoices):
+        READY = "ready", "Ready"
+        ADVANCING = "advancing", "Advancing"
+        INTERNAL_FAILURE = "internal_failure", "Internal failure"
+
+    public_id = PublicIdField("clock")
+    name = models.CharField(max_length=300, blank=True)
+    frozen_time = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.READY)
+    created_at = models.DateTimeField()
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return self.name or self.public_id
+
+
 class CustomerQuerySet(models.QuerySet):
     def live(self) -> CustomerQuerySet:
         return self.filter(deleted_at__isnull=True)
@@ -22,6 +44,14 @@ class Customer(models.Model):
     deleted_at = models.DateTimeField(
         null=True, blank=True, help_text="Set when deleted through the API or the admin."
     )
+    test_clock = models.ForeignKey(
+        TestClock,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="customers",
+        help_text="Bill this customer at the clock's frozen time (for simulations).",
+    )
 
     objects = CustomerQuerySet.as_manager()
 
@@ -32,3 +62,225 @@ class Customer(models.Model):
     def __str__(self) -> str:
         label = self.name or self.email or self.public_id
         return f"{label} (deleted)" if self.deleted_at else label
+
+
+class Subscription(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        CANCELED = "canceled", "Canceled"
+
+    class CollectionMethod(models.TextChoices):
+        CHARGE_AUTOMATICALLY = "charge_automatically", "Charge automatically"
+        SEND_INVOICE = "send_invoice", "Send invoice"
+
+    public_id = PublicIdField("sub")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    currency = models.CharField(max_length=3, help_text="Upper-case ISO code shared by all items.")
+    interval = models.CharField(max_length=5)
+    interval_count = models.PositiveSmallIntegerField()
+    billing_cycle_anchor = models.DateTimeField(
+        help_text="Period boundaries are computed from this by calendar arithmetic."
+    )
+    current_period_start = models.DateTimeField()
+    current_period_end = models.DateTimeField(help_text="Exclusive.")
+    cancel_at_period_end = models.BooleanField(default=False)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    collection_method = models.CharField(
+        max_length=20,
+        choices=CollectionMethod.choices,
+        default=CollectionMethod.CHARGE_AUTOMATICALLY,
+    )
+    days_until_due = models.PositiveSmallIntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-pk"]
+        indexes = [
+            models.Index(fields=["status", "current_period_end"], name="subscription_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class SubscriptionItem(models.Model):
+    public_id = PublicIdField("si")
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="items")
+    price = models.ForeignKey("catalog.Price", on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField(
+        default=1, help_text="Licensed prices only; metered items bill their usage."
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class InvoiceNumberSequence(models.Model):
+    """One gapless counter per prefix, locked (SELECT FOR UPDATE) while an invoice finalizes."""
+
+    prefix = models.CharField(max_length=20, unique=True)
+    next_number = models.PositiveBigIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}-{self.next_number:04d}"
+
+
+class Invoice(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        OPEN = "open", "Open"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+        UNCOLLECTIBLE = "uncollectible", "Uncollectible"
+
+    class BillingReason(models.TextChoices):
+        SUBSCRIPTION_CREATE = "subscription_create", "Subscription created"
+        SUBSCRIPTION_CYCLE = "subscription_cycle", "Billing period ended"
+        SUBSCRIPTION_CANCEL = "subscription_cancel", "Subscription canceled"
+        MANUAL = "manual", "Manual (one-off)"
+
+    public_id = PublicIdField("in")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    subscription = models.ForeignKey(
+        Subscription, null=True, blank=True, on_delete=models.PROTECT, related_name="invoices"
+    )
+    billing_period_key = models.CharField(
+        max_length=40,
+        null=True,
+        blank=True,
+        help_text="For subscription invoices: 'create' or the closed period's start. One "
+        "invoice per key and subscription, so a period can't be billed twice.",
+    )
+    status = models.CharField(max_length=13, choices=Status.choices, default=Status.DRAFT)
+    billing_reason = models.CharField(max_length=20, choices=BillingReason.choices)
+    currency = models.CharField(max_length=3)
+    collection_method = models.CharField(
+        max_length=20,
+        choices=Subscription.CollectionMethod.choices,
+        default=Subscription.CollectionMethod.CHARGE_AUTOMATICALLY,
+    )
+    days_until_due = models.PositiveSmallIntegerField(null=True, blank=True)
+    description = models.TextField(blank=True)
+    number = models.CharField(max_length=40, null=True, blank=True, unique=True)
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    # Amounts are integers in the currency's minor units (cents), as in Stripe's API.
+    subtotal = models.BigIntegerField(default=0)
+    total_credits = models.BigIntegerField(default=0, help_text="Billing credits applied.")
+    total = models.BigIntegerField(default=0)
+    amount_due = models.BigIntegerField(default=0)
+    amount_paid = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField()
+    finalize_after = models.DateTimeField(
+        null=True, blank=True, help_text="Drafts finalize automatically after this (grace)."
+    )
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    due_date = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    paid_out_of_band = models.BooleanField(default=False)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    marked_uncollectible_at = models.DateTimeField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "billing_period_key"],
+                name="invoice_one_per_subscription_period",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "finalize_after"], name="invoice_due_draft_idx"),
+            models.Index(fields=["customer", "status"], name="invoice_customer_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number or self.public_id
+
+    @property
+    def amount_remaining(self) -> int:
+        if self.status in (self.Status.PAID, self.Status.VOID):
+            return 0
+        return self.amount_due - self.amount_paid
+
+
+class InvoiceLineItem(models.Model):
+    class Kind(models.TextChoices):
+        LICENSED = "licensed", "Subscription fee (in advance)"
+        METERED = "metered", "Usage (in arrears)"
+        INVOICE_ITEM = "invoiceitem", "One-off item"
+
+    public_id = PublicIdField("il")
+    item_public_id = models.CharField(
+        max_length=40, null=True, blank=True, unique=True, help_text="ii_... for one-off items."
+    )
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    subscription_item = models.ForeignKey(
+        SubscriptionItem, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    price = models.ForeignKey(
+        "catalog.Price", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    description = models.CharField(max_length=500)
+    quantity = models.DecimalField(
+        max_digits=40, decimal_places=12, help_text="Usage or seats (before transform)."
+    )
+    amount = models.BigIntegerField(help_text="Minor units, rounded once, half up.")
+    unrounded_amount = models.DecimalField(
+        max_digits=40, decimal_places=12, help_text="Exact amount before the line's rounding."
+    )
+    tier_breakdown = models.JSONField(default=list, blank=True)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    credits_applied = models.BigIntegerField(default=0)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class InvoiceEvent(models.Model):
+    """The audit trail: every status change, who or what made it, and when."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=13, blank=True)
+    to_status = models.CharField(max_length=13)
+    actor = models.CharField(max_length=150, help_text="'api', 'billing run', or a user name.")
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '∅'} → {self.to_status}"
+
+
+class BillingRunFailure(models.Model):
+    """A subscription the billing run could not process; shown to staff, retried next run."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="+")
+    step = models.CharField(max_length=40)
+    error = models.TextField()
+    created_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.step}: {self.subscription_id}"

@@ -89,6 +89,7 @@ class _Valid:
     value: Decimal
     timestamp: dt.datetime
     payload: dict[str, str]
+    received_at: dt.datetime
 
 
 def hour_of(moment: dt.datetime) -> dt.datetime:
@@ -204,7 +205,7 @@ def _validate(
     *,
     now: dt.datetime,
     meters: Mapping[str, Meter],
-    customers: Mapping[str, int],
+    customers: Mapping[str, tuple[int, dt.datetime | None]],
 ) -> _Valid:
     if not isinstance(event.event_name, str) or not event.event_name:
         raise _Reject("parameter_missing", "event_name is required.", "event_name")
@@ -232,8 +233,8 @@ def _validate(
             f"'{meter.event_name}' reads the customer id from.",
             f"payload[{meter.customer_payload_key}]",
         )
-    customer_id = customers.get(customer_public_id)
-    if customer_id is None:
+    customer = customers.get(customer_public_id)
+    if customer is None:
         raise _Reject(
             "meter_event_customer_not_found",
             f"No customer with id '{customer_public_id}'.",
@@ -255,18 +256,24 @@ def _validate(
         except _Reject as reject:
             reject.param = f"payload[{meter.value_payload_key}]"
             raise
+    customer_id, test_clock_time = customer
+    # A customer on a test clock lives at the clock's time: the window is checked against it.
+    customer_now = test_clock_time or now
     return _Valid(
         index=index,
         meter=meter,
         customer_id=customer_id,
         identifier=_identifier(event.identifier),
         value=value,
-        timestamp=_check_timestamp(event.timestamp, now),
+        timestamp=_check_timestamp(event.timestamp, customer_now),
         payload=payload,
+        received_at=customer_now,
     )
 
 
-def _lookups(events: Sequence[EventInput]) -> tuple[dict[str, Meter], dict[str, int]]:
+def _lookups(
+    events: Sequence[EventInput],
+) -> tuple[dict[str, Meter], dict[str, tuple[int, dt.datetime | None]]]:
     # metering sits below invoicing: reach the customer model through the string FK.
     customer_model = MeterEvent._meta.get_field("customer").related_model
 
@@ -279,16 +286,12 @@ def _lookups(events: Sequence[EventInput]) -> tuple[dict[str, Meter], dict[str, 
             value = event.payload.get(meter.customer_payload_key)
             if isinstance(value, str):
                 customer_ids.add(value)
-    customers: dict[str, int] = {}
+    customers: dict[str, tuple[int, dt.datetime | None]] = {}
     if customer_ids:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT public_id, id FROM {customer_model._meta.db_table} "
-                f"WHERE public_id IN ({', '.join(['%s'] * len(customer_ids))}) "
-                "AND deleted_at IS NULL",
-                list(customer_ids),
-            )
-            customers = dict(cursor.fetchall())
+        rows = customer_model.objects.filter(
+            public_id__in=customer_ids, deleted_at__isnull=True
+        ).values_list("public_id", "pk", "test_clock__frozen_time")
+        customers = {public_id: (pk, frozen) for public_id, pk, frozen in rows}
     return meters, customers
 
 
@@ -320,9 +323,9 @@ def meter_events_ingest(
     if valid:
         with transaction.atomic():
             if connection.vendor == "postgresql":
-                claimed = _claim_store_and_roll_up_postgresql(valid, now)
+                claimed = _claim_store_and_roll_up_postgresql(valid)
             else:
-                claimed = _claim_identifiers(valid, now)
+                claimed = _claim_identifiers(valid)
             stored = [item for item in valid if (item.meter.pk, item.identifier) in claimed]
             result.rejected.extend(
                 _duplicate(item)
@@ -330,14 +333,14 @@ def meter_events_ingest(
                 if (item.meter.pk, item.identifier) not in claimed
             )
             if connection.vendor != "postgresql":
-                _store(stored, now)
+                _store(stored)
             result.accepted = [
                 AcceptedEvent(
                     item.meter.event_name,
                     item.identifier,
                     item.value,
                     item.timestamp,
-                    now,
+                    item.received_at,
                     item.payload,
                 )
                 for item in stored
@@ -385,13 +388,14 @@ _POSTGRESQL_INGEST = """
 WITH incoming AS (
     SELECT * FROM unnest(
         %(meter_ids)s::bigint[], %(identifiers)s::varchar[], %(customer_ids)s::bigint[],
-        %(values)s::numeric[], %(timestamps)s::timestamptz[], %(payloads)s::jsonb[]
-    ) AS i (meter_id, identifier, customer_id, value, ts, payload)
+        %(values)s::numeric[], %(timestamps)s::timestamptz[], %(payloads)s::jsonb[],
+        %(received)s::timestamptz[]
+    ) AS i (meter_id, identifier, customer_id, value, ts, payload, received_at)
 ),
 claimed AS (
     INSERT INTO metering_metereventidentifier
         (meter_id, identifier, customer_id, event_timestamp, received_at)
-    SELECT meter_id, identifier, customer_id, ts, %(received_at)s FROM incoming
+    SELECT meter_id, identifier, customer_id, ts, received_at FROM incoming
     ORDER BY meter_id, identifier
     ON CONFLICT (meter_id, identifier) DO NOTHING
     RETURNING meter_id, identifier
@@ -399,7 +403,7 @@ claimed AS (
 inserted AS (
     INSERT INTO metering_meterevent
         (meter_id, customer_id, identifier, value, "timestamp", received_at, payload)
-    SELECT i.meter_id, i.customer_id, i.identifier, i.value, i.ts, %(received_at)s, i.payload
+    SELECT i.meter_id, i.customer_id, i.identifier, i.value, i.ts, i.received_at, i.payload
     FROM incoming i JOIN claimed c USING (meter_id, identifier)
     RETURNING id, meter_id, customer_id, identifier, value, "timestamp"
 ),
@@ -429,9 +433,7 @@ SELECT meter_id, identifier, (SELECT count(*) FROM rolled_up) FROM inserted
 """
 
 
-def _claim_store_and_roll_up_postgresql(
-    valid: list[_Valid], now: dt.datetime
-) -> set[tuple[int, str]]:
+def _claim_store_and_roll_up_postgresql(valid: list[_Valid]) -> set[tuple[int, str]]:
     params = {
         "meter_ids": [item.meter.pk for item in valid],
         "identifiers": [item.identifier for item in valid],
@@ -439,7 +441,7 @@ def _claim_store_and_roll_up_postgresql(
         "values": [item.value for item in valid],
         "timestamps": [item.timestamp for item in valid],
         "payloads": [json.dumps(item.payload) for item in valid],
-        "received_at": now,
+        "received": [item.received_at for item in valid],
     }
     import psycopg
 
@@ -451,19 +453,18 @@ def _claim_store_and_roll_up_postgresql(
         return {(meter_id, identifier) for meter_id, identifier, _ in cursor.fetchall()}
 
 
-def _claim_identifiers(valid: list[_Valid], now: dt.datetime) -> set[tuple[int, str]]:
+def _claim_identifiers(valid: list[_Valid]) -> set[tuple[int, str]]:
     ops = connection.ops
     rows = sorted(valid, key=lambda item: (item.meter.pk, item.identifier))
     placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
     params: list[Any] = []
-    received = ops.adapt_datetimefield_value(now)
     for item in rows:
         params += [
             item.meter.pk,
             item.identifier,
             item.customer_id,
             ops.adapt_datetimefield_value(item.timestamp),
-            received,
+            ops.adapt_datetimefield_value(item.received_at),
         ]
     table = MeterEventIdentifier._meta.db_table
     with connection.cursor() as cursor:
@@ -476,7 +477,7 @@ def _claim_identifiers(valid: list[_Valid], now: dt.datetime) -> set[tuple[int, 
         return {(meter_id, identifier) for meter_id, identifier in cursor.fetchall()}
 
 
-def _store(items: list[_Valid], now: dt.datetime) -> None:
+def _store(items: list[_Valid]) -> None:
     if not items:
         return
     events = MeterEvent.objects.bulk_create(
@@ -487,7 +488,7 @@ def _store(items: list[_Valid], now: dt.datetime) -> None:
                 identifier=item.identifier,
                 value=item.value,
                 timestamp=item.timestamp,
-                received_at=now,
+                received_at=item.received_at,
                 payload=item.payload,
             )
             for item in items

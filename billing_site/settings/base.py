@@ -100,7 +100,24 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BEAT_SCHEDULE: dict = {}
+# The one place schedules are defined; django-celery-beat copies them into the database, where
+# staff can see and edit them in the admin.
+CELERY_BEAT_SCHEDULE: dict = {
+    "billing-run": {"task": "invoicing.tasks.billing_run_task", "schedule": 60.0},
+    "meter-event-maintenance": {
+        "task": "metering.tasks.meter_event_maintenance_task",
+        "schedule": 24 * 3600.0,
+    },
+}
+
+# Billing. A period-end invoice stays a draft this long so late events still count.
+BILLING_GRACE_PERIOD_MINUTES = env.int("BILLING_GRACE_PERIOD_MINUTES", default=60)
+if not 0 <= BILLING_GRACE_PERIOD_MINUTES <= 72 * 60:
+    raise ImproperlyConfigured(
+        f"BILLING_GRACE_PERIOD_MINUTES must be between 0 and 4320 (72 hours), "
+        f"got {BILLING_GRACE_PERIOD_MINUTES}."
+    )
+BILLING_INVOICE_NUMBER_PREFIX = env.str("BILLING_INVOICE_NUMBER_PREFIX", default="INV")
 
 # Stripe-shaped API.
 BILLING_API_IDEMPOTENCY_KEY_TTL_HOURS = 24

@@ -1,4 +1,4 @@
-"""Writes to customers (subscriptions and invoices arrive with the invoicing issue)."""
+"""Customers: create, update, soft delete."""
 
 from __future__ import annotations
 
@@ -30,8 +30,14 @@ def customer_create(
     email: str = "",
     description: str = "",
     metadata: dict[str, str] | None = None,
+    test_clock=None,
 ) -> Customer:
+    if test_clock is not None and test_clock.deleted_at is not None:
+        raise BillingError(
+            f"Test clock {test_clock.public_id} has been deleted.", param="test_clock"
+        )
     return Customer.objects.create(
+        test_clock=test_clock,
         name=(name or "").strip(),
         email=_clean_email(email),
         description=description or "",

@@ -1,0 +1,53 @@
+"""Writes in invoicing, one module per entity; import from here."""
+
+from invoicing.services.billing_run import billing_run
+from invoicing.services.customers import customer_create, customer_delete, customer_update
+from invoicing.services.invoices import (
+    customer_now,
+    invoice_create,
+    invoice_delete_draft,
+    invoice_finalize,
+    invoice_item_create,
+    invoice_mark_uncollectible,
+    invoice_pay,
+    invoice_transition,
+    invoice_void,
+)
+from invoicing.services.subscriptions import (
+    ItemInput,
+    subscription_cancel_now,
+    subscription_close_period,
+    subscription_create,
+    subscription_update,
+)
+from invoicing.services.test_clocks import (
+    test_clock_advance,
+    test_clock_create,
+    test_clock_delete,
+    test_clock_start_advance,
+)
+
+__all__ = [
+    "ItemInput",
+    "billing_run",
+    "customer_create",
+    "customer_delete",
+    "customer_now",
+    "customer_update",
+    "invoice_create",
+    "invoice_delete_draft",
+    "invoice_finalize",
+    "invoice_item_create",
+    "invoice_mark_uncollectible",
+    "invoice_pay",
+    "invoice_transition",
+    "invoice_void",
+    "subscription_cancel_now",
+    "subscription_close_period",
+    "subscription_create",
+    "subscription_update",
+    "test_clock_advance",
+    "test_clock_create",
+    "test_clock_delete",
+    "test_clock_start_advance",
+]

@@ -1,0 +1,375 @@
+"""Invoices: the status machine, numbering, finalization, one-off invoices and their items."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from billing_site import clock
+from billing_site.errors import BillingError
+from billing_site.ids import generate_public_id
+from catalog.models import Price
+from catalog.money import round_to_minor_unit
+from catalog.rating import Rating, rate
+from catalog.services import validate_currency
+from invoicing.models import (
+    Customer,
+    Invoice,
+    InvoiceEvent,
+    InvoiceLineItem,
+    InvoiceNumberSequence,
+    Subscription,
+)
+from metering.selectors import usage
+
+S = Invoice.Status
+
+# The one map of legal moves (DESIGN: draft → open → paid | void | uncollectible;
+# uncollectible → paid | void). Deleting a draft is not a status change.
+TRANSITIONS: dict[str, set[str]] = {
+    S.DRAFT: {S.OPEN},
+    S.OPEN: {S.PAID, S.VOID, S.UNCOLLECTIBLE},
+    S.UNCOLLECTIBLE: {S.PAID, S.VOID},
+    S.PAID: set(),
+    S.VOID: set(),
+}
+
+_VERBS = {
+    S.OPEN: "finalized",
+    S.PAID: "paid",
+    S.VOID: "voided",
+    S.UNCOLLECTIBLE: "marked uncollectible",
+}
+
+
+def customer_now(customer: Customer) -> dt.datetime:
+    """Billing time for a customer: its test clock's frozen time, or the real clock."""
+    if customer.test_clock_id is not None:
+        return customer.test_clock.frozen_time
+    return clock.now()
+
+
+def invoice_transition(
+    *, invoice: Invoice, to_status: str, actor: str, at: dt.datetime, note: str = ""
+) -> Invoice:
+    """The only door through which an invoice changes status; writes the audit event."""
+    from_status = invoice.status
+    if to_status not in TRANSITIONS[from_status]:
+        raise BillingError(
+            f"Invoice {invoice.number or invoice.public_id} is {from_status} and can't be "
+            f"{_VERBS.get(to_status, to_status)}"
+            + ("." if TRANSITIONS[from_status] else f": a {from_status} invoice is final."),
+            code="invoice_not_editable" if from_status == S.DRAFT else "invoice_unexpected_status",
+        )
+    invoice.status = to_status
+    if to_status == S.OPEN:
+        invoice.finalized_at = at
+    elif to_status == S.PAID:
+        invoice.paid_at = at
+    elif to_status == S.VOID:
+        invoice.voided_at = at
+    elif to_status == S.UNCOLLECTIBLE:
+        invoice.marked_uncollectible_at = at
+    invoice.save()
+    InvoiceEvent.objects.create(
+        invoice=invoice,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor[:150],
+        note=note[:500],
+        created_at=at,
+    )
+    return invoice
+
+
+def _lock(invoice: Invoice) -> Invoice:
+    return (
+        Invoice.objects.select_for_update()
+        .select_related("customer__test_clock")
+        .get(pk=invoice.pk)
+    )
+
+
+def _require_draft(invoice: Invoice, action: str) -> None:
+    if invoice.status != S.DRAFT:
+        raise BillingError(
+            f"Invoice {invoice.number or invoice.public_id} is {invoice.status}: only draft "
+            f"invoices can {action}.",
+            code="invoice_not_editable",
+        )
+
+
+# --- rating lines -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RatedLine:
+    quantity: Decimal
+    amount: int
+    unrounded_amount: Decimal
+    tier_breakdown: list[dict[str, Any]]
+
+
+def breakdown_json(rating: Rating) -> list[dict[str, Any]]:
+    return [
+        {
+            "tier": charge.tier,
+            "units": str(charge.units),
+            "unit_amount_decimal": str(charge.unit_amount.normalize()),
+            "flat_amount_decimal": str(charge.flat_amount.normalize()),
+            "amount_decimal": str(charge.subtotal.normalize()),
+        }
+        for charge in rating.breakdown
+    ]
+
+
+def rate_line(price: Price, quantity: Decimal) -> RatedLine:
+    """Rate a quantity and round the line once, half up (the invoice total adds rounded lines)."""
+    quantity = max(Decimal(0), quantity)  # a negative period total bills nothing
+    rating = rate(price.terms, quantity)
+    return RatedLine(
+        quantity=quantity,
+        amount=round_to_minor_unit(rating.amount),
+        unrounded_amount=rating.amount,
+        tier_breakdown=breakdown_json(rating),
+    )
+
+
+def metered_quantity(*, price: Price, customer: Customer, start: dt.datetime, end: dt.datetime):
+    return usage(meter=price.meter, customer_id=customer.pk, start=start, end=end)
+
+
+# --- numbering and finalization ---------------------------------------------------------------
+
+
+def _next_number() -> str:
+    """Gapless: the counter row is locked until this transaction commits or rolls back."""
+    prefix = settings.BILLING_INVOICE_NUMBER_PREFIX
+    sequence = InvoiceNumberSequence.objects.select_for_update().filter(prefix=prefix).first()
+    if sequence is None:
+        try:
+            with transaction.atomic():
+                InvoiceNumberSequence.objects.create(prefix=prefix)
+        except IntegrityError:
+            pass  # created concurrently; lock it below
+        sequence = InvoiceNumberSequence.objects.select_for_update().get(prefix=prefix)
+    number = sequence.next_number
+    sequence.next_number = number + 1
+    sequence.save(update_fields=["next_number"])
+    return f"{prefix}-{number:04d}"
+
+
+def refresh_totals(invoice: Invoice) -> None:
+    lines = list(invoice.lines.all())
+    invoice.subtotal = sum(line.amount for line in lines)
+    invoice.total_credits = sum(line.credits_applied for line in lines)
+    invoice.total = invoice.subtotal
+    invoice.amount_due = invoice.total - invoice.total_credits
+
+
+def _recompute_metered_lines(invoice: Invoice) -> None:
+    """Late events that arrived during the grace period count: quantities are re-read now."""
+    for line in invoice.lines.filter(kind=InvoiceLineItem.Kind.METERED).select_related("price"):
+        quantity = metered_quantity(
+            price=line.price,
+            customer=invoice.customer,
+            start=line.period_start,
+            end=line.period_end,
+        )
+        rated = rate_line(line.price, quantity)
+        line.quantity = rated.quantity
+        line.amount = rated.amount
+        line.unrounded_amount = rated.unrounded_amount
+        line.tier_breakdown = rated.tier_breakdown
+        line.save(update_fields=["quantity", "amount", "unrounded_amount", "tier_breakdown"])
+
+
+@transaction.atomic
+def invoice_finalize(*, invoice: Invoice, actor: str, at: dt.datetime | None = None) -> Invoice:
+    invoice = _lock(invoice)
+    at = at or customer_now(invoice.customer)
+    _require_draft(invoice, "be finalized")
+    if not invoice.lines.exists() and invoice.billing_reason == Invoice.BillingReason.MANUAL:
+        raise BillingError(
+            "This invoice has no line items; add at least one before sending it.",
+            code="invoice_no_line_items",
+        )
+    if invoice.subscription_id:
+        _recompute_metered_lines(invoice)
+    refresh_totals(invoice)
+    invoice.number = _next_number()
+    if invoice.collection_method == Subscription.CollectionMethod.SEND_INVOICE:
+        invoice.due_date = at + dt.timedelta(days=invoice.days_until_due or 0)
+    else:
+        invoice.due_date = at
+    invoice_transition(invoice=invoice, to_status=S.OPEN, actor=actor, at=at)
+    if invoice.amount_due == 0:
+        # Nothing to collect (credits or a zero total): Stripe marks these paid at once.
+        invoice_transition(
+            invoice=invoice, to_status=S.PAID, actor=actor, at=at, note="Nothing due"
+        )
+    return invoice
+
+
+@transaction.atomic
+def invoice_pay(
+    *, invoice: Invoice, actor: str, paid_out_of_band: bool = True, at: dt.datetime | None = None
+) -> Invoice:
+    invoice = _lock(invoice)
+    if not paid_out_of_band:
+        raise BillingError(
+            "This back office doesn't collect payments itself: record a payment received "
+            "elsewhere with paid_out_of_band=true.",
+            param="paid_out_of_band",
+        )
+    at = at or customer_now(invoice.customer)
+    invoice.amount_paid = invoice.amount_due
+    invoice.paid_out_of_band = True
+    return invoice_transition(invoice=invoice, to_status=S.PAID, actor=actor, at=at)
+
+
+@transaction.atomic
+def invoice_void(*, invoice: Invoice, actor: str, at: dt.datetime | None = None) -> Invoice:
+    invoice = _lock(invoice)
+    at = at or customer_now(invoice.customer)
+    return invoice_transition(invoice=invoice, to_status=S.VOID, actor=actor, at=at)
+
+
+@transaction.atomic
+def invoice_mark_uncollectible(
+    *, invoice: Invoice, actor: str, at: dt.datetime | None = None
+) -> Invoice:
+    invoice = _lock(invoice)
+    at = at or customer_now(invoice.customer)
+    return invoice_transition(invoice=invoice, to_status=S.UNCOLLECTIBLE, actor=actor, at=at)
+
+
+# --- one-off invoices -------------------------------------------------------------------------
+
+
+def invoice_create(
+    *,
+    customer: Customer,
+    currency: str,
+    collection_method: str = Subscription.CollectionMethod.SEND_INVOICE,
+    days_until_due: int | None = 30,
+    description: str = "",
+    metadata: dict[str, str] | None = None,
+) -> Invoice:
+    if customer.deleted_at is not None:
+        raise BillingError(f"Customer {customer.public_id} has been deleted.", param="customer")
+    currency = validate_currency(currency)
+    if collection_method not in Subscription.CollectionMethod.values:
+        raise BillingError(
+            "collection_method must be charge_automatically or send_invoice.",
+            param="collection_method",
+        )
+    if collection_method == Subscription.CollectionMethod.SEND_INVOICE and days_until_due is None:
+        raise BillingError(
+            "An invoice sent for payment needs days_until_due (for example 30).",
+            param="days_until_due",
+        )
+    return Invoice.objects.create(
+        customer=customer,
+        currency=currency,
+        billing_reason=Invoice.BillingReason.MANUAL,
+        collection_method=collection_method,
+        days_until_due=days_until_due,
+        description=description,
+        metadata=metadata or {},
+        created_at=customer_now(customer),
+    )
+
+
+@transaction.atomic
+def invoice_item_create(
+    *,
+    invoice: Invoice,
+    description: str,
+    amount: int | None = None,
+    price: Price | None = None,
+    quantity: Decimal | int = 1,
+    period: tuple[dt.datetime, dt.datetime] | None = None,
+    metadata: dict[str, str] | None = None,
+) -> InvoiceLineItem:
+    """Add a one-off line (an amount, or a price times quantity) to a draft invoice."""
+    invoice = _lock(invoice)
+    _require_draft(invoice, "get new items")
+    if (amount is None) == (price is None):
+        raise BillingError(
+            "Give either amount (in minor units) or price (with quantity), not both and not "
+            "neither.",
+            param="amount" if amount is None else "price",
+        )
+    quantity = Decimal(quantity)
+    if quantity <= 0:
+        raise BillingError("quantity must be greater than 0.", param="quantity")
+    if price is not None:
+        if not price.active:
+            raise BillingError(
+                f"Price {price.public_id} is archived; use an active price.", param="price"
+            )
+        if price.currency != invoice.currency:
+            raise BillingError(
+                f"Price {price.public_id} is in {price.currency}, but the invoice is in "
+                f"{invoice.currency}.",
+                param="price",
+            )
+        if price.is_metered:
+            raise BillingError(
+                "Metered prices are billed from usage by subscriptions, not as one-off items.",
+                param="price",
+            )
+        rated = rate_line(price, quantity)
+        line_amount, unrounded, breakdown = (
+            rated.amount,
+            rated.unrounded_amount,
+            rated.tier_breakdown,
+        )
+    else:
+        assert amount is not None
+        if amount < 0:
+            raise BillingError("amount can't be negative.", param="amount")
+        line_amount, unrounded, breakdown = amount, Decimal(amount), []
+        quantity = Decimal(1)
+    at = customer_now(invoice.customer)
+    start, end = period or (at, at)
+    if end < start:
+        raise BillingError("period[end] must not be before period[start].", param="period[end]")
+    line = InvoiceLineItem.objects.create(
+        invoice=invoice,
+        item_public_id=generate_public_id("ii"),
+        kind=InvoiceLineItem.Kind.INVOICE_ITEM,
+        price=price,
+        description=(description or (price.nickname or price.product.name if price else "")).strip()
+        or "One-off item",
+        quantity=quantity,
+        amount=line_amount,
+        unrounded_amount=unrounded,
+        tier_breakdown=breakdown,
+        period_start=start,
+        period_end=end,
+        metadata=metadata or {},
+        created_at=at,
+    )
+    refresh_totals(invoice)
+    invoice.save(update_fields=["subtotal", "total_credits", "total", "amount_due"])
+    return line
+
+
+@transaction.atomic
+def invoice_delete_draft(*, invoice: Invoice) -> None:
+    invoice = _lock(invoice)
+    _require_draft(invoice, "be deleted")
+    if invoice.subscription_id:
+        raise BillingError(
+            "This draft bills a subscription period; deleting it would leave the period "
+            "unbilled. Finalize it and void it instead.",
+            code="invoice_not_editable",
+        )
+    invoice.delete()

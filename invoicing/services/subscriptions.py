@@ -1,0 +1,384 @@
+"""Subscriptions: create (with the first invoice), close periods, cancel, update."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+
+from billing_site.errors import BillingError
+from catalog.models import Price
+from invoicing.models import Customer, Invoice, InvoiceLineItem, Subscription, SubscriptionItem
+from invoicing.periods import Period, next_period, period_boundary, period_containing
+from invoicing.services.invoices import (
+    customer_now,
+    invoice_finalize,
+    metered_quantity,
+    rate_line,
+    refresh_totals,
+)
+
+MAX_ITEMS = 20
+BILLING_RUN = "billing run"
+
+
+@dataclass(frozen=True)
+class ItemInput:
+    price: Price
+    quantity: int | None = None
+    metadata: dict[str, str] | None = None
+
+
+def grace_period() -> dt.timedelta:
+    return dt.timedelta(minutes=settings.BILLING_GRACE_PERIOD_MINUTES)
+
+
+def _check_items(items: list[ItemInput]) -> None:
+    if not items:
+        raise BillingError(
+            "A subscription needs at least one item (items[0][price]).", param="items"
+        )
+    if len(items) > MAX_ITEMS:
+        raise BillingError(f"A subscription can have at most {MAX_ITEMS} items.", param="items")
+    seen: set[int] = set()
+    first = items[0].price
+    for index, item in enumerate(items):
+        price, param = item.price, f"items[{index}][price]"
+        if price.pk in seen:
+            raise BillingError(
+                f"Price {price.public_id} appears twice; use one item with a quantity.", param=param
+            )
+        seen.add(price.pk)
+        if not price.active:
+            raise BillingError(
+                f"Price {price.public_id} is archived and can't be subscribed to; use its "
+                "replacement.",
+                param=param,
+            )
+        if price.type != Price.Type.RECURRING:
+            raise BillingError(
+                f"Price {price.public_id} is one-time; subscriptions need recurring prices "
+                "(one-time charges go on an invoice item).",
+                param=param,
+            )
+        if price.currency != first.currency:
+            raise BillingError(
+                f"All items must share one currency: {price.public_id} is in {price.currency}, "
+                f"{first.public_id} in {first.currency}.",
+                param=param,
+            )
+        if (price.recurring_interval, price.recurring_interval_count) != (
+            first.recurring_interval,
+            first.recurring_interval_count,
+        ):
+            raise BillingError(
+                f"All items must share one billing interval: {price.public_id} bills every "
+                f"{price.recurring_interval_count} {price.recurring_interval}(s), "
+                f"{first.public_id} every {first.recurring_interval_count} "
+                f"{first.recurring_interval}(s).",
+                param=param,
+            )
+        if price.is_metered and item.quantity not in (None, 1):
+            raise BillingError(
+                f"Price {price.public_id} is metered: its quantity comes from usage, so don't "
+                "set items[][quantity].",
+                param=f"items[{index}][quantity]",
+            )
+        if item.quantity is not None and item.quantity < 1:
+            raise BillingError("quantity must be at least 1.", param=f"items[{index}][quantity]")
+
+
+def _licensed_line(invoice: Invoice, item: SubscriptionItem, period: Period, at) -> InvoiceLineItem:
+    rated = rate_line(item.price, item.quantity)
+    name = item.price.nickname or item.price.product.name
+    return InvoiceLineItem(
+        invoice=invoice,
+        kind=InvoiceLineItem.Kind.LICENSED,
+        subscription_item=item,
+        price=item.price,
+        description=f"{item.quantity} x {name} ({_period_words(period)})",
+        quantity=rated.quantity,
+        amount=rated.amount,
+        unrounded_amount=rated.unrounded_amount,
+        tier_breakdown=rated.tier_breakdown,
+        period_start=period.start,
+        period_end=period.end,
+        created_at=at,
+    )
+
+
+def _metered_line(
+    invoice: Invoice, item: SubscriptionItem, period: Period, at, customer: Customer
+) -> InvoiceLineItem:
+    quantity = metered_quantity(
+        price=item.price, customer=customer, start=period.start, end=period.end
+    )
+    rated = rate_line(item.price, quantity)
+    name = item.price.nickname or item.price.product.name
+    return InvoiceLineItem(
+        invoice=invoice,
+        kind=InvoiceLineItem.Kind.METERED,
+        subscription_item=item,
+        price=item.price,
+        description=f"{name}: usage {_period_words(period)}",
+        quantity=rated.quantity,
+        amount=rated.amount,
+        unrounded_amount=rated.unrounded_amount,
+        tier_breakdown=rated.tier_breakdown,
+        period_start=period.start,
+        period_end=period.end,
+        created_at=at,
+    )
+
+
+def _period_words(period: Period) -> str:
+    last_day = period.end - dt.timedelta(seconds=1)
+    return f"{period.start:%b %-d, %Y} to {last_day:%b %-d, %Y}"
+
+
+def _items(subscription: Subscription) -> list[SubscriptionItem]:
+    return list(
+        subscription.items.select_related("price__product", "price__meter").prefetch_related(
+            "price__tiers"
+        )
+    )
+
+
+@transaction.atomic
+def subscription_create(
+    *,
+    customer: Customer,
+    items: list[ItemInput],
+    billing_cycle_anchor: dt.datetime | None = None,
+    cancel_at_period_end: bool = False,
+    collection_method: str = Subscription.CollectionMethod.CHARGE_AUTOMATICALLY,
+    days_until_due: int | None = None,
+    metadata: dict[str, str] | None = None,
+    actor: str = "api",
+) -> Subscription:
+    """Start a subscription and bill its licensed items for the first period, in advance."""
+    if customer.deleted_at is not None:
+        raise BillingError(f"Customer {customer.public_id} has been deleted.", param="customer")
+    _check_items(items)
+    if collection_method not in Subscription.CollectionMethod.values:
+        raise BillingError(
+            "collection_method must be charge_automatically or send_invoice.",
+            param="collection_method",
+        )
+    if collection_method == Subscription.CollectionMethod.SEND_INVOICE and days_until_due is None:
+        raise BillingError(
+            "collection_method=send_invoice needs days_until_due (for example 30).",
+            param="days_until_due",
+        )
+    at = customer_now(customer)
+    first = items[0].price
+    interval, count = first.recurring_interval, first.recurring_interval_count
+    anchor = billing_cycle_anchor or at
+    if anchor > at:
+        raise BillingError(
+            "billing_cycle_anchor is in the future: that would need a prorated first period, "
+            "which isn't supported. Use a time up to now.",
+            param="billing_cycle_anchor",
+        )
+    if anchor < period_boundary(at, interval, count, -1):
+        raise BillingError(
+            "billing_cycle_anchor is more than one billing period in the past; pick a time "
+            f"within the last {count} {interval}(s).",
+            param="billing_cycle_anchor",
+        )
+    period = period_containing(anchor, interval, count, at)
+    subscription = Subscription.objects.create(
+        customer=customer,
+        currency=first.currency,
+        interval=interval,
+        interval_count=count,
+        billing_cycle_anchor=anchor,
+        current_period_start=period.start,
+        current_period_end=period.end,
+        cancel_at_period_end=cancel_at_period_end,
+        collection_method=collection_method,
+        days_until_due=days_until_due,
+        metadata=metadata or {},
+        created_at=at,
+    )
+    SubscriptionItem.objects.bulk_create(
+        SubscriptionItem(
+            subscription=subscription,
+            price=item.price,
+            quantity=1 if item.price.is_metered else (item.quantity or 1),
+            metadata=item.metadata or {},
+            created_at=at,
+        )
+        for item in items
+    )
+    invoice = _new_subscription_invoice(
+        subscription, key="create", reason=Invoice.BillingReason.SUBSCRIPTION_CREATE, at=at
+    )
+    invoice.period_start, invoice.period_end = period.start, period.end
+    lines = [
+        _licensed_line(invoice, item, period, at)
+        for item in _items(subscription)
+        if not item.price.is_metered
+    ]
+    InvoiceLineItem.objects.bulk_create(lines)
+    refresh_totals(invoice)
+    invoice.save()
+    invoice_finalize(invoice=invoice, actor=actor, at=at)
+    return subscription
+
+
+def _new_subscription_invoice(
+    subscription: Subscription, *, key: str, reason: str, at: dt.datetime
+) -> Invoice:
+    return Invoice.objects.create(
+        customer=subscription.customer,
+        subscription=subscription,
+        billing_period_key=key,
+        billing_reason=reason,
+        currency=subscription.currency,
+        collection_method=subscription.collection_method,
+        days_until_due=subscription.days_until_due,
+        created_at=at,
+    )
+
+
+@transaction.atomic
+def subscription_close_period(*, subscription: Subscription, at: dt.datetime) -> Invoice | None:
+    """Close the current period if it has ended: one draft invoice, then the next period.
+
+    Safe to run twice or on two workers at once: the subscription row is locked, and a
+    period whose end is still ahead (or already closed) is left alone.
+    """
+    subscription = (
+        Subscription.objects.select_for_update()
+        .select_related("customer__test_clock")
+        .get(pk=subscription.pk)
+    )
+    if subscription.status != Subscription.Status.ACTIVE or subscription.current_period_end > at:
+        return None
+    ended = Period(subscription.current_period_start, subscription.current_period_end)
+    ending = subscription.cancel_at_period_end
+    invoice = _new_subscription_invoice(
+        subscription,
+        key=ended.start.isoformat(),
+        reason=(
+            Invoice.BillingReason.SUBSCRIPTION_CANCEL
+            if ending
+            else Invoice.BillingReason.SUBSCRIPTION_CYCLE
+        ),
+        at=ended.end,
+    )
+    following = next_period(
+        ended,
+        subscription.billing_cycle_anchor,
+        subscription.interval,
+        subscription.interval_count,
+    )
+    items = _items(subscription)
+    lines = [
+        _metered_line(invoice, item, ended, ended.end, subscription.customer)
+        for item in items
+        if item.price.is_metered
+    ]
+    if not ending:
+        lines += [
+            _licensed_line(invoice, item, following, ended.end)
+            for item in items
+            if not item.price.is_metered
+        ]
+    InvoiceLineItem.objects.bulk_create(lines)
+    invoice.period_start, invoice.period_end = ended.start, ended.end
+    invoice.finalize_after = ended.end + grace_period()
+    refresh_totals(invoice)
+    invoice.save()
+    if ending:
+        subscription.status = Subscription.Status.CANCELED
+        subscription.ended_at = ended.end
+        subscription.canceled_at = subscription.canceled_at or ended.end
+    else:
+        subscription.current_period_start = following.start
+        subscription.current_period_end = following.end
+    subscription.save()
+    return invoice
+
+
+@transaction.atomic
+def subscription_cancel_now(
+    *, subscription: Subscription, invoice_now: bool = False, actor: str = "api"
+) -> Subscription:
+    """Cancel at once. With invoice_now, usage so far is billed on a final invoice."""
+    subscription = (
+        Subscription.objects.select_for_update()
+        .select_related("customer__test_clock")
+        .get(pk=subscription.pk)
+    )
+    if subscription.status == Subscription.Status.CANCELED:
+        raise BillingError(
+            f"Subscription {subscription.public_id} is already canceled.",
+            code="subscription_canceled",
+        )
+    at = customer_now(subscription.customer)
+    if invoice_now:
+        partial = Period(
+            subscription.current_period_start, max(at, subscription.current_period_start)
+        )
+        invoice = _new_subscription_invoice(
+            subscription,
+            key=f"cancel:{partial.start.isoformat()}",
+            reason=Invoice.BillingReason.SUBSCRIPTION_CANCEL,
+            at=at,
+        )
+        InvoiceLineItem.objects.bulk_create(
+            _metered_line(invoice, item, partial, at, subscription.customer)
+            for item in _items(subscription)
+            if item.price.is_metered
+        )
+        invoice.period_start, invoice.period_end = partial.start, partial.end
+        refresh_totals(invoice)
+        invoice.save()
+        invoice_finalize(invoice=invoice, actor=actor, at=at)
+    subscription.status = Subscription.Status.CANCELED
+    subscription.canceled_at = at
+    subscription.ended_at = at
+    subscription.save()
+    return subscription
+
+
+@transaction.atomic
+def subscription_update(
+    *,
+    subscription: Subscription,
+    cancel_at_period_end: bool | None = None,
+    metadata: dict[str, str] | None = None,
+    quantities: dict[SubscriptionItem, int] | None = None,
+) -> Subscription:
+    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    if subscription.status == Subscription.Status.CANCELED:
+        raise BillingError(
+            f"Subscription {subscription.public_id} is canceled and can't be changed.",
+            code="subscription_canceled",
+        )
+    if cancel_at_period_end is not None:
+        subscription.cancel_at_period_end = cancel_at_period_end
+        subscription.canceled_at = (
+            customer_now(subscription.customer) if cancel_at_period_end else None
+        )
+    if metadata is not None:
+        subscription.metadata = metadata
+    subscription.save()
+    for item, quantity in (quantities or {}).items():
+        if item.subscription_id != subscription.pk:
+            raise BillingError(f"Item {item.public_id} belongs to another subscription.")
+        if item.price.is_metered:
+            raise BillingError(
+                f"Item {item.public_id} is metered: its quantity comes from usage.",
+                param="items",
+            )
+        if quantity < 1:
+            raise BillingError("quantity must be at least 1.", param="items")
+        # Takes effect from the next period's invoice: there is no proration.
+        item.quantity = quantity
+        item.save(update_fields=["quantity"])
+    return subscription
