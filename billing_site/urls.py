@@ -22,6 +22,29 @@ api_v1 = [
     ),
     path("billing/meter_events", metering_api.MeterEventCollection.as_view()),
     path("billing/meter_event_adjustments", metering_api.MeterEventAdjustmentCollection.as_view()),
+    path("subscriptions", invoicing_api.SubscriptionCollection.as_view()),
+    path("subscriptions/<str:public_id>", invoicing_api.SubscriptionDetail.as_view()),
+    path("subscription_items", invoicing_api.SubscriptionItemCollection.as_view()),
+    path("subscription_items/<str:public_id>", invoicing_api.SubscriptionItemDetail.as_view()),
+    path("invoices", invoicing_api.InvoiceCollection.as_view()),
+    path("invoices/create_preview", invoicing_api.InvoicePreviewView.as_view()),
+    path("invoices/<str:public_id>", invoicing_api.InvoiceDetail.as_view()),
+    path("invoices/<str:public_id>/lines", invoicing_api.InvoiceLines.as_view()),
+    *[
+        path(
+            f"invoices/<str:public_id>/{action}",
+            invoicing_api.InvoiceAction.as_view(action=action),
+        )
+        for action in ("finalize", "pay", "void", "mark_uncollectible")
+    ],
+    path("invoiceitems", invoicing_api.InvoiceItemCollection.as_view()),
+    path("invoiceitems/<str:public_id>", invoicing_api.InvoiceItemDetail.as_view()),
+    path("test_helpers/test_clocks", invoicing_api.TestClockCollection.as_view()),
+    path("test_helpers/test_clocks/<str:public_id>", invoicing_api.TestClockDetail.as_view()),
+    path(
+        "test_helpers/test_clocks/<str:public_id>/advance",
+        invoicing_api.TestClockAdvance.as_view(),
+    ),
     re_path(r"^.*$", UnrecognizedUrl.as_view()),
 ]
 

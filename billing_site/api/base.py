@@ -255,8 +255,12 @@ def paginate(
     url: str,
     resource: str,
     serialize: Callable[[Any], dict[str, Any]],
+    oldest_first: bool = False,
 ) -> dict[str, Any]:
-    """Stripe list pagination, newest first, by the integer primary key (stable and indexed)."""
+    """Stripe list pagination by the integer primary key (stable and indexed).
+
+    Lists are newest first, except where order means something else (an invoice's lines).
+    """
     limit = params.integer("limit", minimum=1, maximum=100) or 10
     starting_after = params.string("starting_after")
     ending_before = params.string("ending_before")
@@ -266,14 +270,16 @@ def paginate(
             param="ending_before",
         )
     model = queryset.model
+    forward, backward = ("pk", "-pk") if oldest_first else ("-pk", "pk")
+    after, before = ("pk__gt", "pk__lt") if oldest_first else ("pk__lt", "pk__gt")
     if starting_after:
         cursor = _cursor_pk(model, starting_after, resource, "starting_after")
-        page = list(queryset.filter(pk__lt=cursor).order_by("-pk")[: limit + 1])
+        page = list(queryset.filter(**{after: cursor}).order_by(forward)[: limit + 1])
     elif ending_before:
         cursor = _cursor_pk(model, ending_before, resource, "ending_before")
-        page = list(queryset.filter(pk__gt=cursor).order_by("pk")[: limit + 1])
+        page = list(queryset.filter(**{before: cursor}).order_by(backward)[: limit + 1])
     else:
-        page = list(queryset.order_by("-pk")[: limit + 1])
+        page = list(queryset.order_by(forward)[: limit + 1])
     has_more = len(page) > limit
     page = page[:limit]
     if ending_before:

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from billing_site import clock
+from billing_site.api.render import decimal_string
 from billing_site.errors import BillingError
 from billing_site.ids import generate_public_id
 from catalog.models import Price
@@ -119,10 +120,10 @@ def breakdown_json(rating: Rating) -> list[dict[str, Any]]:
     return [
         {
             "tier": charge.tier,
-            "units": str(charge.units),
-            "unit_amount_decimal": str(charge.unit_amount.normalize()),
-            "flat_amount_decimal": str(charge.flat_amount.normalize()),
-            "amount_decimal": str(charge.subtotal.normalize()),
+            "units": decimal_string(charge.units),
+            "unit_amount_decimal": decimal_string(charge.unit_amount),
+            "flat_amount_decimal": decimal_string(charge.flat_amount),
+            "amount_decimal": decimal_string(charge.subtotal),
         }
         for charge in rating.breakdown
     ]

@@ -1,0 +1,41 @@
+"""Celery tasks: thin wrappers that take ids, call one service and return."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from billing_site import clock
+from invoicing.models import TestClock
+from invoicing.services import billing_run as run
+from invoicing.services import test_clock_advance
+
+
+@shared_task
+def billing_run_task() -> dict:
+    """Beat, every minute: fan out one task per due subscription and per due draft."""
+    at = clock.now()
+    subscriptions = run.due_subscription_ids(at=at)
+    drafts = run.due_draft_ids(at=at)
+    for subscription_id in subscriptions:
+        close_subscription_periods_task.delay(subscription_id)
+    for invoice_id in drafts:
+        finalize_invoice_task.delay(invoice_id)
+    return {"subscriptions": len(subscriptions), "drafts": len(drafts)}
+
+
+@shared_task
+def close_subscription_periods_task(subscription_id: int) -> int:
+    return run.close_subscription_periods(subscription_id=subscription_id, at=clock.now())
+
+
+@shared_task
+def finalize_invoice_task(invoice_id: int) -> bool:
+    return run.finalize_due_draft(invoice_id=invoice_id, at=clock.now())
+
+
+@shared_task
+def test_clock_advance_task(test_clock_id: int, frozen_time: int) -> str:
+    test_clock = TestClock.objects.get(pk=test_clock_id)
+    return test_clock_advance(
+        test_clock=test_clock, frozen_time=clock.from_unix(frozen_time)
+    ).status

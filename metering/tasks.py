@@ -1,0 +1,16 @@
+"""Celery tasks for metering (thin: each calls one service)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from metering.ingest import purge_expired_identifiers
+from metering.partitions import ensure_meter_event_partitions
+
+
+@shared_task
+def meter_event_maintenance_task() -> dict:
+    """Daily: keep the month partitions ahead of time and forget identifiers past retention."""
+    created = ensure_meter_event_partitions()
+    purged = purge_expired_identifiers()
+    return {"partitions_created": created, "identifiers_purged": purged}
