@@ -34,3 +34,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_pycollect_makeitem(collector, name, obj):
+    """Collect only test functions defined in the test module itself.
+
+    Services are named after Stripe's objects (`test_clock_advance`); importing one into a test
+    module must not turn it into a test.
+    """
+    import inspect
+
+    module = getattr(collector, "obj", None)
+    if inspect.isfunction(obj) and module is not None and obj.__module__ != module.__name__:
+        return []
+    return None

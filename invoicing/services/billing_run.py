@@ -11,6 +11,8 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
+from django.db import transaction
+
 from billing_site import clock
 from invoicing.models import BillingRunFailure, Invoice, Subscription, TestClock
 from invoicing.services.invoices import invoice_finalize
@@ -62,10 +64,13 @@ def close_subscription_periods(*, subscription_id: int, at: dt.datetime) -> int:
 
 def finalize_due_draft(*, invoice_id: int, at: dt.datetime) -> bool:
     invoice = Invoice.objects.select_related("customer__test_clock").get(pk=invoice_id)
-    if invoice.status != Invoice.Status.DRAFT:
-        return False  # another worker got there first
     try:
-        invoice_finalize(invoice=invoice, actor=BILLING_RUN, at=at)
+        with transaction.atomic():
+            # Claim under the row lock: another worker may have finalized it since we looked.
+            locked = Invoice.objects.select_for_update().filter(pk=invoice_id).first()
+            if locked is None or locked.status != Invoice.Status.DRAFT:
+                return False
+            invoice_finalize(invoice=invoice, actor=BILLING_RUN, at=at)
     except Exception as exc:
         if invoice.subscription_id:
             _record_failure(invoice.subscription_id, "finalize invoice", exc, at)

@@ -90,7 +90,7 @@ def invoice_transition(
 
 def _lock(invoice: Invoice) -> Invoice:
     return (
-        Invoice.objects.select_for_update()
+        Invoice.objects.select_for_update(of=("self",))
         .select_related("customer__test_clock")
         .get(pk=invoice.pk)
     )

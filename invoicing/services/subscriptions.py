@@ -252,7 +252,7 @@ def subscription_close_period(*, subscription: Subscription, at: dt.datetime) ->
     period whose end is still ahead (or already closed) is left alone.
     """
     subscription = (
-        Subscription.objects.select_for_update()
+        Subscription.objects.select_for_update(of=("self",))
         .select_related("customer__test_clock")
         .get(pk=subscription.pk)
     )
@@ -310,7 +310,7 @@ def subscription_cancel_now(
 ) -> Subscription:
     """Cancel at once. With invoice_now, usage so far is billed on a final invoice."""
     subscription = (
-        Subscription.objects.select_for_update()
+        Subscription.objects.select_for_update(of=("self",))
         .select_related("customer__test_clock")
         .get(pk=subscription.pk)
     )
