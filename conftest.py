@@ -45,6 +45,7 @@ def pytest_pycollect_makeitem(collector, name, obj):
     import inspect
 
     module = getattr(collector, "obj", None)
-    if inspect.isfunction(obj) and module is not None and obj.__module__ != module.__name__:
+    defined_elsewhere = module is not None and getattr(obj, "__module__", None) != module.__name__
+    if (inspect.isfunction(obj) or inspect.isclass(obj)) and defined_elsewhere:
         return []
     return None
