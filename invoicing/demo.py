@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Callable
-from decimal import Decimal
+from dataclasses import dataclass
 
 from django.db import transaction
 
@@ -13,8 +13,15 @@ from billing_site import clock
 from catalog.models import Price, Product
 from catalog.services import Recurring, price_create, product_create
 from catalog.terms import build_price_terms
-from invoicing.models import Customer
-from invoicing.services import customer_create
+from invoicing.models import Customer, Invoice
+from invoicing.periods import period_boundary
+from invoicing.services import (
+    ItemInput,
+    billing_run,
+    customer_create,
+    invoice_pay,
+    subscription_create,
+)
 from metering.ingest import EventInput, meter_events_ingest
 from metering.models import Meter
 from metering.services import meter_create
@@ -91,50 +98,99 @@ def seed_catalog() -> list[Price]:
 
 
 DEMO_CUSTOMERS = [
-    # (name, email, meter event name, typical tokens per event)
-    ("Northwind Robotics", "billing@northwind.example", "hypernian_api_tokens", 900),
-    ("Acme Research", "ap@acme-research.example", "hypernian_api_tokens", 350),
-    ("Bluebird Labs", "finance@bluebird.example", "alpaca_ai_tokens", 1200),
+    # (name, email, price lookup keys, meter event name, typical tokens per event)
+    (
+        "Northwind Robotics",
+        "billing@northwind.example",
+        ["hypernian_monthly_fee", "hypernian_api_tokens"],
+        "hypernian_api_tokens",
+        400,
+    ),
+    (
+        "Acme Research",
+        "ap@acme-research.example",
+        ["hypernian_monthly_fee", "hypernian_api_tokens"],
+        "hypernian_api_tokens",
+        120,
+    ),
+    ("Bluebird Labs", "finance@bluebird.example", ["alpaca_ai_tokens"], "alpaca_ai_tokens", 1200),
 ]
+HISTORY_MONTHS = 3
 
 
-def seed_customers() -> list[tuple[Customer, str, int]]:
-    seeded = []
-    for name, email, event_name, typical in DEMO_CUSTOMERS:
+@dataclass
+class SeedSummary:
+    events: int = 0
+    subscriptions: int = 0
+    invoices: int = 0
+
+
+def _month_start(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def seed_billing_history(
+    *, events_per_customer: int, progress: Callable[[int], None] | None = None
+) -> SeedSummary:
+    """Three months of subscriptions, usage and invoices up to now, then this month so far.
+
+    It replays the past through the real services with the clock set back, so every invoice is
+    what the billing run would have produced. Identifiers are deterministic: running it again
+    adds nothing, because the exactly-once guard refuses the repeats.
+    """
+    summary = SeedSummary()
+    now = clock.now()
+    anchor = period_boundary(_month_start(now), "month", 1, -HISTORY_MONTHS)
+    prices = {price.lookup_key: price for price in Price.objects.filter(lookup_key__isnull=False)}
+    rng = random.Random(20261121)
+    plans = []
+    for name, email, lookup_keys, event_name, typical in DEMO_CUSTOMERS:
         customer = Customer.objects.live().filter(email=email).first()
         if customer is None:
             customer = customer_create(name=name, email=email, description="Demo customer")
-        seeded.append((customer, event_name, typical))
-    return seeded
-
-
-def seed_usage(
-    *, events_per_customer: int, days: int = 30, progress: Callable[[int], None] | None = None
-) -> int:
-    """Token usage spread over the last `days`, busier on weekday afternoons (UTC).
-
-    Identifiers are deterministic, so running the seeder again adds nothing: the exactly-once
-    guard refuses the repeats.
-    """
-    now = clock.now()
-    rng = random.Random(20261121)
-    stored = 0
-    for customer, event_name, typical in seed_customers():
-        for start in range(0, events_per_customer, 100):
-            batch = []
-            for number in range(start, min(start + 100, events_per_customer)):
-                moment = now - dt.timedelta(seconds=rng.uniform(0, days * 86400 - 60))
-                busy = 1.8 if moment.weekday() < 5 and 12 <= moment.hour < 20 else 0.6
-                tokens = max(1, int(rng.gauss(typical, typical / 3) * busy))
-                batch.append(
-                    EventInput(
-                        event_name,
-                        {"stripe_customer_id": customer.public_id, "value": str(Decimal(tokens))},
-                        f"demo-{customer.public_id}-{number}",
-                        moment,
-                    )
+        if not customer.subscriptions.exists():
+            with clock.frozen_at(anchor):
+                subscription_create(
+                    customer=customer,
+                    items=[ItemInput(price=prices[key]) for key in lookup_keys],
+                    actor="seed_demo",
                 )
-            stored += len(meter_events_ingest(events=batch, now=now).accepted)
-            if progress:
-                progress(len(batch))
-    return stored
+            summary.subscriptions += 1
+        plans.append((customer, event_name, typical))
+
+    per_month = max(1, events_per_customer // (HISTORY_MONTHS + 1)) if events_per_customer else 0
+    for month in range(HISTORY_MONTHS + 1):
+        start = period_boundary(anchor, "month", 1, month)
+        end = min(period_boundary(anchor, "month", 1, month + 1), now)
+        with clock.frozen_at(end):
+            for customer, event_name, typical in plans:
+                for first in range(0, per_month, 100):
+                    batch = []
+                    for number in range(first, min(first + 100, per_month)):
+                        moment = start + (end - start) * rng.random()
+                        busy = 1.8 if moment.weekday() < 5 and 12 <= moment.hour < 20 else 0.6
+                        tokens = max(1, int(rng.gauss(typical, typical / 3) * busy))
+                        batch.append(
+                            EventInput(
+                                event_name,
+                                {"stripe_customer_id": customer.public_id, "value": str(tokens)},
+                                f"demo-{customer.public_id}-{month}-{number}",
+                                moment,
+                            )
+                        )
+                    summary.events += len(meter_events_ingest(events=batch).accepted)
+                    if progress:
+                        progress(len(batch))
+        if end < now:
+            result = billing_run(at=end + dt.timedelta(hours=2))
+            summary.invoices += result.invoices_finalized
+
+    # Past months are paid; the invoice of the month that just ended is still open.
+    last_close = period_boundary(anchor, "month", 1, HISTORY_MONTHS)
+    for invoice in Invoice.objects.filter(
+        customer__in=[customer for customer, _, _ in plans],
+        status=Invoice.Status.OPEN,
+        finalized_at__lt=last_close,
+    ):
+        invoice_pay(invoice=invoice, actor="seed_demo")
+    return summary

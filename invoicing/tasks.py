@@ -6,16 +6,21 @@ from celery import shared_task
 
 from billing_site import clock
 from invoicing.models import TestClock
-from invoicing.services import billing_run as run
 from invoicing.services import test_clock_advance
+from invoicing.services.billing_run import (
+    close_subscription_periods,
+    due_draft_ids,
+    due_subscription_ids,
+    finalize_due_draft,
+)
 
 
 @shared_task
 def billing_run_task() -> dict:
     """Beat, every minute: fan out one task per due subscription and per due draft."""
     at = clock.now()
-    subscriptions = run.due_subscription_ids(at=at)
-    drafts = run.due_draft_ids(at=at)
+    subscriptions = due_subscription_ids(at=at)
+    drafts = due_draft_ids(at=at)
     for subscription_id in subscriptions:
         close_subscription_periods_task.delay(subscription_id)
     for invoice_id in drafts:
@@ -25,12 +30,12 @@ def billing_run_task() -> dict:
 
 @shared_task
 def close_subscription_periods_task(subscription_id: int) -> int:
-    return run.close_subscription_periods(subscription_id=subscription_id, at=clock.now())
+    return close_subscription_periods(subscription_id=subscription_id, at=clock.now())
 
 
 @shared_task
 def finalize_invoice_task(invoice_id: int) -> bool:
-    return run.finalize_due_draft(invoice_id=invoice_id, at=clock.now())
+    return finalize_due_draft(invoice_id=invoice_id, at=clock.now())
 
 
 @shared_task

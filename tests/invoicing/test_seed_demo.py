@@ -9,7 +9,7 @@ from django.core.management import call_command
 from billing_site import clock
 from catalog.models import Price, Product
 from catalog.rating import rate
-from invoicing.models import Customer
+from invoicing.models import Customer, Invoice, Subscription
 from metering.models import Meter, MeterEvent
 from metering.selectors import usage
 
@@ -36,15 +36,25 @@ def test_seed_demo_loads_the_docs_examples_once(capsys):
     assert Price.objects.count() == 3
     assert Meter.objects.count() == 2
     assert Customer.objects.count() == 3
-    assert MeterEvent.objects.count() == 450
-    assert "Usage: 0 new meter event(s) (450 already there)" in capsys.readouterr().out
+    assert Subscription.objects.filter(status="active").count() == 3
+    # Three closed months and this one, 150 // 4 events a month for each customer.
+    assert MeterEvent.objects.count() == 3 * 4 * (150 // 4)
+    # A first invoice and three renewals each; everything but the latest renewal is paid.
+    assert Invoice.objects.count() == 12
+    assert Invoice.objects.filter(status="open").count() == 3
+    assert Invoice.objects.filter(status="draft").count() == 0
+    out = capsys.readouterr().out
+    assert (
+        "Billing history: 0 new subscription(s), 0 invoice(s) finalized, 0 new meter event(s)"
+        in out
+    )
 
     customer = Customer.objects.get(name="Northwind Robotics")
     now = clock.now()
     total = usage(
         meter=Meter.objects.get(event_name="hypernian_api_tokens"),
         customer_id=customer.pk,
-        start=now - dt.timedelta(days=31),
+        start=now - dt.timedelta(days=100),
         end=now + dt.timedelta(minutes=1),
     )
     assert total > 0

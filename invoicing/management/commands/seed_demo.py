@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from invoicing.demo import DEMO_CUSTOMERS, seed_catalog, seed_usage
+from invoicing.demo import DEMO_CUSTOMERS, seed_billing_history, seed_catalog
 
 
 class Command(BaseCommand):
@@ -17,7 +17,7 @@ class Command(BaseCommand):
             "--events-per-customer",
             type=int,
             default=2000,
-            help="Meter events to generate per demo customer over the last 30 days.",
+            help="Meter events per demo customer, spread over three months and this one.",
         )
         parser.add_argument(
             "--local-admin",
@@ -34,8 +34,13 @@ class Command(BaseCommand):
             self.stdout.write(f"  {price.public_id}  {price.product.name}: {price.nickname}")
         total = events_per_customer * len(DEMO_CUSTOMERS)
         with tqdm(total=total, unit="event", desc="Usage", disable=total < 1000) as bar:
-            stored = seed_usage(events_per_customer=events_per_customer, progress=bar.update)
-        self.stdout.write(f"Usage: {stored} new meter event(s) ({total - stored} already there).")
+            seeded = seed_billing_history(
+                events_per_customer=events_per_customer, progress=bar.update
+            )
+        self.stdout.write(
+            f"Billing history: {seeded.subscriptions} new subscription(s), {seeded.invoices} "
+            f"invoice(s) finalized, {seeded.events} new meter event(s)."
+        )
         if local_admin:
             if not settings.DEBUG:
                 raise CommandError("--local-admin only works with DEBUG on (local development).")
