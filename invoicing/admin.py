@@ -1,9 +1,44 @@
+"""The invoicing admin: customers, subscriptions, invoices, test clocks and billing run failures.
+
+- Customers: the page shows subscriptions, invoices, current-period usage, the upcoming
+  invoice and the test clock. A test clock can be attached when the customer is added.
+- Subscriptions: "Add subscription" is a flow (customer, then prices, then a preview of the
+  first invoice, then confirm). The page is read-only but for metadata and "cancel at period
+  end"; "Cancel now" goes through a confirmation page.
+- Invoices: read-only pages with lines, tier breakdowns and the status history. Finalize,
+  mark paid, void and mark uncollectible go through a confirmation page and are logged with
+  who did them. "Create invoice" is Stripe Dashboard's flow (customer and currency, items,
+  review, create or send). "Late usage" lists usage that arrived after its invoice was final.
+- Test clocks: create one, then "Advance" it to run its customers' billing.
+- Billing run failures: read-only, with "mark resolved".
+
+Custom pages live in invoicing/admin_views.py, their forms in invoicing/admin_forms.py.
+"""
+
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.http import HttpRequest
+from django.urls import path, reverse
+from django.utils.html import format_html
 
-from invoicing import services
-from invoicing.models import Customer
+from billing_site import clock
+from billing_site.errors import BillingError
+from catalog.money import format_minor_units
+from invoicing import admin_views, services
+from invoicing.admin_forms import (
+    CustomerAddForm,
+    SubscriptionChangeForm,
+    TestClockAddForm,
+)
+from invoicing.models import BillingRunFailure, Customer, Invoice, Subscription, TestClock
+
+
+def _link(obj, label=None) -> str:
+    if obj is None:
+        return "-"
+    return format_html('<a href="{}">{}</a>', admin_views.change_url(obj), label or obj)
 
 
 class DeletedFilter(admin.SimpleListFilter):
@@ -21,14 +56,39 @@ class DeletedFilter(admin.SimpleListFilter):
         return queryset
 
 
+# --- Customers -------------------------------------------------------------------------------
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "email", "public_id", "created_at", "deleted_at"]
+    list_display = ["__str__", "email", "public_id", "test_clock", "created_at", "deleted_at"]
     list_filter = [DeletedFilter, "created_at"]
+    list_select_related = ["test_clock"]
     search_fields = ["name", "email", "public_id", "description"]
-    readonly_fields = ["public_id", "created_at", "deleted_at"]
-    fields = ["public_id", "name", "email", "description", "metadata", "created_at", "deleted_at"]
+    readonly_fields = ["public_id", "test_clock", "created_at", "deleted_at"]
+    fields = [
+        "public_id",
+        "name",
+        "email",
+        "description",
+        "metadata",
+        "test_clock",
+        "created_at",
+        "deleted_at",
+    ]
     date_hierarchy = "created_at"
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = CustomerAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return CustomerAddForm.Meta.fields if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        # The test clock is chosen when the customer is created and never changes.
+        return self.readonly_fields if obj is not None else []
 
     def save_model(self, request, obj, form, change):
         fields = {name: form.cleaned_data[name] for name in ("name", "email", "description")}
@@ -36,7 +96,10 @@ class CustomerAdmin(admin.ModelAdmin):
         if change:
             services.customer_update(customer=obj, **fields)
         else:
-            obj.__dict__.update(services.customer_create(**fields).__dict__)
+            created = services.customer_create(
+                **fields, test_clock=form.cleaned_data.get("test_clock")
+            )
+            obj.__dict__.update(created.__dict__)
 
     def delete_model(self, request, obj):
         services.customer_delete(customer=obj)
@@ -44,3 +107,483 @@ class CustomerAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for customer in queryset:
             services.customer_delete(customer=customer)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The billing sections (templates/admin/invoicing/customer/change_form.html).
+        if obj is not None:
+            context.update(admin_views.customer_page_context(obj))
+            context["can_add_subscription"] = request.user.has_perm("invoicing.add_subscription")
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+# --- Subscriptions ---------------------------------------------------------------------------
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    form = SubscriptionChangeForm
+    list_display = [
+        "public_id",
+        "customer",
+        "status",
+        "current_period",
+        "cancel_at_period_end",
+        "created_at",
+    ]
+    list_filter = ["status", "collection_method"]
+    list_select_related = ["customer"]
+    search_fields = ["public_id", "customer__public_id", "customer__name", "customer__email"]
+    search_help_text = "A subscription id (sub_…), or a customer's id, name or email."
+    date_hierarchy = "created_at"
+    fieldsets = [
+        (None, {"fields": ["public_id", "customer_link", "status", "currency", "billing"]}),
+        (
+            "Period",
+            {
+                "fields": [
+                    "billing_cycle_anchor",
+                    "current_period_start",
+                    "current_period_end",
+                    "cancel_at_period_end",
+                    "canceled_at",
+                    "ended_at",
+                ]
+            },
+        ),
+        ("Collection", {"fields": ["collection_method", "days_until_due"]}),
+        (None, {"fields": ["metadata", "created_at"]}),
+    ]
+    # Everything but "cancel at period end" and metadata, which subscription_update changes.
+    readonly_fields = [
+        "public_id",
+        "customer_link",
+        "status",
+        "currency",
+        "billing",
+        "billing_cycle_anchor",
+        "current_period_start",
+        "current_period_end",
+        "canceled_at",
+        "ended_at",
+        "collection_method",
+        "days_until_due",
+        "created_at",
+    ]
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/cancel/",
+                self.admin_site.admin_view(self.cancel_view),
+                name="invoicing_subscription_cancel",
+            ),
+            *super().get_urls(),
+        ]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        # Customer, then prices, then a preview of the first invoice, then confirm.
+        return admin_views.subscription_create_view(self, request)
+
+    def cancel_view(self, request, object_id):
+        return admin_views.subscription_cancel_view(self, request, object_id)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.status == Subscription.Status.CANCELED:
+            return False  # a canceled subscription is history
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # invoices refer to subscriptions; cancel instead
+
+    def has_cancel_permission(self, request) -> bool:
+        return request.user.has_perm("invoicing.change_subscription")
+
+    def save_model(self, request, obj, form, change):
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        if "metadata" in changes:
+            changes["metadata"] = changes["metadata"] or {}
+        if changes:
+            services.subscription_update(subscription=obj, **changes)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["items"] = [
+                {
+                    "item": item,
+                    "label": admin_views.price_label(item.price),
+                    "quantity": "from usage" if item.price.is_metered else item.quantity,
+                }
+                for item in obj.items.select_related("price__product").prefetch_related(
+                    "price__tiers"
+                )
+            ]
+            context["invoices"] = [
+                {"invoice": invoice, "total": format_minor_units(invoice.total, invoice.currency)}
+                for invoice in obj.invoices.order_by("-pk")
+            ]
+            context["cancel_url"] = (
+                reverse("admin:invoicing_subscription_cancel", args=[obj.pk])
+                if obj.status == Subscription.Status.ACTIVE and self.has_cancel_permission(request)
+                else None
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.display(description="Current period", ordering="current_period_end")
+    def current_period(self, obj: Subscription) -> str:
+        return f"{obj.current_period_start:%Y-%m-%d} to {obj.current_period_end:%Y-%m-%d}"
+
+    @admin.display(description="Customer")
+    def customer_link(self, obj: Subscription) -> str:
+        return _link(obj.customer)
+
+    @admin.display(description="Billing")
+    def billing(self, obj: Subscription) -> str:
+        every = "" if obj.interval_count == 1 else f"{obj.interval_count} "
+        return f"Every {every}{obj.interval}{'' if obj.interval_count == 1 else 's'}"
+
+
+# --- Invoices --------------------------------------------------------------------------------
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    list_display = [
+        "number_or_id",
+        "customer",
+        "status",
+        "total_display",
+        "amount_due_display",
+        "billing_reason",
+        "created_at",
+        "due_date",
+    ]
+    list_filter = ["status", "billing_reason", "collection_method", "currency"]
+    list_select_related = ["customer"]
+    search_fields = ["number", "public_id", "customer__public_id", "customer__name"]
+    search_help_text = "An invoice number or id (in_…), or a customer's id (cus_…) or name."
+    date_hierarchy = "created_at"
+    actions = ["finalize_invoices", "mark_paid", "void_invoices", "mark_uncollectible"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "number",
+                    "public_id",
+                    "customer_link",
+                    "subscription_link",
+                    "status",
+                    "billing_reason",
+                    "currency",
+                    "description",
+                ]
+            },
+        ),
+        ("Collection", {"fields": ["collection_method", "days_until_due", "due_date"]}),
+        (
+            "Dates",
+            {
+                "fields": [
+                    "period_start",
+                    "period_end",
+                    "created_at",
+                    "finalize_after",
+                    "finalized_at",
+                    "paid_at",
+                    "paid_out_of_band",
+                    "voided_at",
+                    "marked_uncollectible_at",
+                ]
+            },
+        ),
+        (None, {"fields": ["metadata"]}),
+    ]
+    readonly_fields = [
+        "number",
+        "public_id",
+        "customer_link",
+        "subscription_link",
+        "status",
+        "billing_reason",
+        "currency",
+        "description",
+        "collection_method",
+        "days_until_due",
+        "due_date",
+        "period_start",
+        "period_end",
+        "created_at",
+        "finalize_after",
+        "finalized_at",
+        "paid_at",
+        "paid_out_of_band",
+        "voided_at",
+        "marked_uncollectible_at",
+        "metadata",
+    ]
+
+    def get_urls(self):
+        # Before the default URLs: their "<path:object_id>/" would swallow these.
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "late-usage/",
+                view(self.late_usage_view),
+                name="invoicing_invoice_late_usage",
+            ),
+            path(
+                "<path:object_id>/transition/<slug:slug>/",
+                view(self.transition_view),
+                name="invoicing_invoice_transition",
+            ),
+            *super().get_urls(),
+        ]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        # "Create invoice": customer and currency, then items, then review and create or send.
+        return admin_views.invoice_create_view(self, request)
+
+    def late_usage_view(self, request):
+        return admin_views.late_usage_view(self, request)
+
+    def transition_view(self, request, object_id, slug):
+        return admin_views.invoice_transition_view(self, request, object_id, slug)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "late_usage_url": reverse("admin:invoicing_invoice_late_usage"),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context.update(admin_views.invoice_page_context(self, request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # --- Permissions: invoices change only through their status actions ------------------
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None:
+            return False  # the page is read-only; statuses change through the actions
+        return super().has_change_permission(request)
+
+    def has_transition_permission(self, request) -> bool:
+        return request.user.has_perm("invoicing.change_invoice")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Only a one-off draft that nobody finalized; a finalized invoice is voided instead.
+        if obj is not None and not (
+            obj.status == Invoice.Status.DRAFT
+            and obj.billing_reason == Invoice.BillingReason.MANUAL
+            and obj.subscription_id is None
+        ):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj):
+        try:
+            services.invoice_delete_draft(invoice=obj)
+        except BillingError as error:
+            self.message_user(request, error.message, messages.ERROR)
+
+    def delete_queryset(self, request, queryset):
+        for invoice in queryset:
+            self.delete_model(request, invoice)
+
+    # --- The list ---------------------------------------------------------------------------
+
+    @admin.display(description="Invoice", ordering="-pk")
+    def number_or_id(self, obj: Invoice) -> str:
+        return obj.number or f"{obj.public_id} (draft)"
+
+    @admin.display(description="Total", ordering="total")
+    def total_display(self, obj: Invoice) -> str:
+        return format_minor_units(obj.total, obj.currency)
+
+    @admin.display(description="Amount due", ordering="amount_due")
+    def amount_due_display(self, obj: Invoice) -> str:
+        return format_minor_units(obj.amount_due, obj.currency)
+
+    @admin.display(description="Customer")
+    def customer_link(self, obj: Invoice) -> str:
+        return _link(obj.customer)
+
+    @admin.display(description="Subscription")
+    def subscription_link(self, obj: Invoice) -> str:
+        return _link(obj.subscription)
+
+    # --- Status actions: each shows a confirmation page first ------------------------------
+
+    def _transition(self, request, queryset, action: str):
+        _, transition = admin_views.TRANSITIONS_BY_ACTION[action]
+        invoices = list(
+            queryset.select_related("customer").order_by("pk")[
+                : admin_views.MAX_INVOICES_PER_ACTION + 1
+            ]
+        )
+        return admin_views.invoice_transition_confirm(self, request, invoices, transition)
+
+    @admin.action(description="Finalize selected invoices…", permissions=["transition"])
+    def finalize_invoices(self, request, queryset):
+        return self._transition(request, queryset, "finalize_invoices")
+
+    @admin.action(
+        description="Mark selected invoices paid (out of band)…", permissions=["transition"]
+    )
+    def mark_paid(self, request, queryset):
+        return self._transition(request, queryset, "mark_paid")
+
+    @admin.action(description="Void selected invoices…", permissions=["transition"])
+    def void_invoices(self, request, queryset):
+        return self._transition(request, queryset, "void_invoices")
+
+    @admin.action(description="Mark selected invoices uncollectible…", permissions=["transition"])
+    def mark_uncollectible(self, request, queryset):
+        return self._transition(request, queryset, "mark_uncollectible")
+
+
+# --- Test clocks -----------------------------------------------------------------------------
+
+
+@admin.register(TestClock)
+class TestClockAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "public_id", "frozen_time", "status", "customer_count", "created_at"]
+    list_filter = ["status", DeletedFilter]
+    search_fields = ["name", "public_id"]
+    readonly_fields = ["public_id", "name", "frozen_time", "status", "created_at", "deleted_at"]
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).annotate(customer_count=Count("customers"))
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/advance/",
+                self.admin_site.admin_view(self.advance_view),
+                name="invoicing_testclock_advance",
+            ),
+            *super().get_urls(),
+        ]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = TestClockAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return TestClockAddForm.Meta.fields if obj is None else self.readonly_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None:
+            return False  # a clock only moves through "Advance"
+        return super().has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # customers (and their invoices) stay attached to their clock
+
+    def has_advance_permission(self, request) -> bool:
+        return request.user.has_perm("invoicing.change_testclock")
+
+    def save_model(self, request, obj, form, change):
+        created = services.test_clock_create(
+            frozen_time=form.cleaned_data["frozen_time"], name=form.cleaned_data["name"]
+        )
+        obj.__dict__.update(created.__dict__)
+
+    def advance_view(self, request, object_id):
+        return admin_views.test_clock_advance_view(self, request, object_id)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["customers"] = list(
+                obj.customers.annotate(subscription_count=Count("subscriptions")).order_by("pk")
+            )
+            context["advance_url"] = (
+                reverse("admin:invoicing_testclock_advance", args=[obj.pk])
+                if self.has_advance_permission(request) and obj.deleted_at is None
+                else None
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.display(description="Customers", ordering="customer_count")
+    def customer_count(self, obj: TestClock) -> int:
+        return obj.customer_count
+
+
+# --- Billing run failures --------------------------------------------------------------------
+
+
+class ResolvedFilter(admin.SimpleListFilter):
+    title = "resolved"
+    parameter_name = "resolved"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Unresolved"), ("yes", "Resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "no":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+@admin.register(BillingRunFailure)
+class BillingRunFailureAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "subscription", "customer", "step", "error_summary", "resolved"]
+    list_filter = [ResolvedFilter, "step"]
+    list_select_related = ["subscription__customer"]
+    search_fields = ["subscription__public_id", "subscription__customer__public_id", "error"]
+    fields = readonly_fields = [
+        "subscription_link",
+        "customer",
+        "step",
+        "error",
+        "created_at",
+        "resolved_at",
+    ]
+    actions = ["mark_resolved"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # recorded by the billing run
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # kept as a record; mark resolved instead
+
+    def has_resolve_permission(self, request) -> bool:
+        return request.user.has_perm("invoicing.change_billingrunfailure")
+
+    @admin.display(description="Customer")
+    def customer(self, obj: BillingRunFailure):
+        return _link(obj.subscription.customer)
+
+    @admin.display(description="Subscription")
+    def subscription_link(self, obj: BillingRunFailure):
+        return _link(obj.subscription)
+
+    @admin.display(description="Error")
+    def error_summary(self, obj: BillingRunFailure) -> str:
+        return obj.error if len(obj.error) <= 120 else f"{obj.error[:119]}…"
+
+    @admin.display(description="Resolved", boolean=True, ordering="resolved_at")
+    def resolved(self, obj: BillingRunFailure) -> bool:
+        return obj.resolved_at is not None
+
+    @admin.action(description="Mark selected failures resolved", permissions=["resolve"])
+    def mark_resolved(self, request, queryset):
+        # invoicing.services has no function for this yet (reported); until it does, the
+        # conditional update below is the whole rule: only unresolved rows, stamped once.
+        failures = list(queryset.filter(resolved_at__isnull=True))
+        BillingRunFailure.objects.filter(
+            pk__in=[failure.pk for failure in failures], resolved_at__isnull=True
+        ).update(resolved_at=clock.now())
+        for failure in failures:
+            self.log_change(request, failure, "Marked resolved.")
+        self.message_user(request, f"Marked {len(failures)} failure(s) resolved.", messages.SUCCESS)

@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.admin.widgets import AutocompleteSelect
+from django.db.models import Q
 from django.forms import formset_factory
 
 from billing_site.errors import BillingError
@@ -125,9 +126,7 @@ class SubscriptionItemsForm(forms.Form):
         }
         prices = (
             Price.objects.filter(type=Price.Type.RECURRING)
-            .filter(
-                forms.models.Q(active=True, product__active=True) | forms.models.Q(pk__in=submitted)
-            )
+            .filter(Q(active=True, product__active=True) | Q(pk__in=submitted))
             .select_related("product", "meter")
             .prefetch_related("tiers")
             .order_by("product__name", "product_id", "pk")

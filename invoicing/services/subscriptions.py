@@ -360,8 +360,12 @@ def subscription_update(
             f"Subscription {subscription.public_id} is canceled and can't be changed.",
             code="subscription_canceled",
         )
-    if cancel_at_period_end is not None:
+    if (
+        cancel_at_period_end is not None
+        and cancel_at_period_end != subscription.cancel_at_period_end
+    ):
         subscription.cancel_at_period_end = cancel_at_period_end
+        # When the cancellation was asked for; cleared if it is taken back.
         subscription.canceled_at = (
             customer_now(subscription.customer) if cancel_at_period_end else None
         )
