@@ -724,6 +724,11 @@ def serialize_preview(preview) -> dict[str, Any]:
             "quantity": int(line.quantity) if line.quantity == int(line.quantity) else None,
             "quantity_decimal": decimal_string(line.quantity),
             "subscription": preview.subscription.public_id,
+            "pretax_credit_amounts": (
+                [{"amount": line.credits_applied, "type": "credit_balance_transaction"}]
+                if line.credits_applied
+                else []
+            ),
             "subtotal": line.amount,
             "tier_breakdown": line.tier_breakdown,
             "unrounded_amount_decimal": decimal_string(line.unrounded_amount),
@@ -749,6 +754,11 @@ def serialize_preview(preview) -> dict[str, Any]:
         "subscription": preview.subscription.public_id,
         "subtotal": preview.subtotal,
         "total": preview.total,
+        "total_pretax_credit_amounts": (
+            [{"amount": preview.total_credits, "type": "credit_balance_transaction"}]
+            if preview.total_credits
+            else []
+        ),
     }
 
 

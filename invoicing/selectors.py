@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +12,7 @@ from django.db.models import Count, Q, Sum
 from billing_site import clock
 from billing_site.errors import BillingError
 from catalog.models import Price
+from credits.services import LineToCredit, plan_applications
 from invoicing.models import Customer, Invoice, InvoiceLineItem, Subscription
 from invoicing.periods import Period, next_period
 from invoicing.services.invoices import customer_now, metered_quantity, rate_line
@@ -30,6 +31,7 @@ class PreviewLine:
     tier_breakdown: list[dict[str, Any]]
     period: Period
     subscription_item_public_id: str
+    credits_applied: int = 0
 
 
 @dataclass
@@ -50,8 +52,12 @@ class InvoicePreview:
         return self.subtotal
 
     @property
+    def total_credits(self) -> int:
+        return sum(line.credits_applied for line in self.lines)
+
+    @property
     def amount_due(self) -> int:
-        return self.total
+        return self.total - self.total_credits
 
 
 def invoice_preview(*, customer: Customer, subscription: Subscription) -> InvoicePreview:
@@ -116,7 +122,26 @@ def invoice_preview(*, customer: Customer, subscription: Subscription) -> Invoic
                 subscription_item_public_id=item.public_id,
             )
         )
+    _plan_credits(preview, now)
     return preview
+
+
+def _plan_credits(preview: InvoicePreview, at: dt.datetime) -> None:
+    """The credits finalization would apply, if the period ended now (nothing is written)."""
+    plans = plan_applications(
+        customer_id=preview.customer.pk,
+        currency=preview.currency,
+        lines=[
+            LineToCredit(None, line.price.pk, line.amount, line.kind == "metered")
+            for line in preview.lines
+        ],
+        at=at,
+    )
+    for plan in plans:
+        line = preview.lines[plan.line_index]
+        preview.lines[plan.line_index] = replace(
+            line, credits_applied=line.credits_applied + plan.amount
+        )
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ import logging
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import Q
 
 from billing_site import clock
+from credits.services import credit_grants_expire_due
 from invoicing.models import BillingRunFailure, Invoice, Subscription, TestClock
 from invoicing.services.invoices import invoice_finalize
 from invoicing.services.subscriptions import BILLING_RUN, subscription_close_period
@@ -25,6 +27,7 @@ logger = logging.getLogger(__name__)
 class BillingRunSummary:
     periods_closed: int = 0
     invoices_finalized: int = 0
+    grants_expired: int = 0
     failures: list[str] = field(default_factory=list)
 
 
@@ -104,4 +107,12 @@ def billing_run(*, at: dt.datetime | None = None, test_clock: TestClock | None =
             summary.invoices_finalized += finalize_due_draft(invoice_id=invoice_id, at=at)
         except Exception as exc:
             summary.failures.append(f"invoice {invoice_id}: {exc}")
+    summary.grants_expired = credit_grants_expire_due(
+        at=at,
+        customer_filter=(
+            Q(customer__test_clock=test_clock)
+            if test_clock
+            else Q(customer__test_clock__isnull=True)
+        ),
+    )
     return summary

@@ -18,6 +18,7 @@ from catalog.models import Price
 from catalog.money import round_to_minor_unit
 from catalog.rating import Rating, rate
 from catalog.services import validate_currency
+from credits.services import LineToCredit, credits_apply, credits_reinstate
 from invoicing.models import (
     Customer,
     Invoice,
@@ -145,6 +146,40 @@ def metered_quantity(*, price: Price, customer: Customer, start: dt.datetime, en
     return usage(meter=price.meter, customer_id=customer.pk, start=start, end=end)
 
 
+# --- credits ----------------------------------------------------------------------------------
+
+
+def lines_to_credit(lines) -> list[LineToCredit]:
+    return [
+        LineToCredit(
+            line_id=getattr(line, "pk", None),
+            price_id=line.price.pk if line.price is not None else None,
+            amount=line.amount,
+            metered=line.kind == InvoiceLineItem.Kind.METERED,
+        )
+        for line in lines
+    ]
+
+
+def _apply_credits(invoice: Invoice, at: dt.datetime) -> None:
+    """Spend the customer's billing credits on the metered lines, before tax."""
+    lines = list(invoice.lines.select_related("price").order_by("pk"))
+    applications = credits_apply(
+        customer_id=invoice.customer_id,
+        currency=invoice.currency,
+        invoice_id=invoice.pk,
+        lines=lines_to_credit(lines),
+        at=at,
+    )
+    applied: dict[int, int] = {}
+    for application in applications:
+        applied[application.line_id] = applied.get(application.line_id, 0) + application.amount
+    for line in lines:
+        if line.pk in applied:
+            line.credits_applied = applied[line.pk]
+            line.save(update_fields=["credits_applied"])
+
+
 # --- numbering and finalization ---------------------------------------------------------------
 
 
@@ -202,6 +237,7 @@ def invoice_finalize(*, invoice: Invoice, actor: str, at: dt.datetime | None = N
         )
     if invoice.subscription_id:
         _recompute_metered_lines(invoice)
+    _apply_credits(invoice, at)
     refresh_totals(invoice)
     invoice.number = _next_number()
     if invoice.collection_method == Subscription.CollectionMethod.SEND_INVOICE:
@@ -238,7 +274,9 @@ def invoice_pay(
 def invoice_void(*, invoice: Invoice, actor: str, at: dt.datetime | None = None) -> Invoice:
     invoice = _lock(invoice)
     at = at or customer_now(invoice.customer)
-    return invoice_transition(invoice=invoice, to_status=S.VOID, actor=actor, at=at)
+    invoice = invoice_transition(invoice=invoice, to_status=S.VOID, actor=actor, at=at)
+    credits_reinstate(customer_id=invoice.customer_id, invoice_id=invoice.pk, at=at)
+    return invoice
 
 
 @transaction.atomic

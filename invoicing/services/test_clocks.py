@@ -9,6 +9,7 @@ from django.db.models import Min
 
 from billing_site import clock
 from billing_site.errors import BillingError
+from credits.models import CreditGrant
 from invoicing.models import Invoice, Subscription, TestClock
 from invoicing.services.billing_run import billing_run
 
@@ -54,7 +55,17 @@ def _next_due(test_clock: TestClock, target: dt.datetime) -> dt.datetime | None:
     finalize = Invoice.objects.filter(
         customer__test_clock=test_clock, status=Invoice.Status.DRAFT, finalize_after__isnull=False
     ).aggregate(moment=Min("finalize_after"))["moment"]
-    due = [moment for moment in (period_end, finalize) if moment is not None and moment <= target]
+    expiry = CreditGrant.objects.filter(
+        customer__test_clock=test_clock,
+        expires_at__isnull=False,
+        expired_at__isnull=True,
+        voided_at__isnull=True,
+    ).aggregate(moment=Min("expires_at"))["moment"]
+    due = [
+        moment
+        for moment in (period_end, finalize, expiry)
+        if moment is not None and moment <= target
+    ]
     return min(due) if due else None
 
 
