@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 
 from billing_site.api.base import UnrecognizedUrl
 from catalog import api as catalog_api
+from credits import api as credits_api
 from invoicing import api as invoicing_api
 from metering import api as metering_api
 
@@ -22,6 +23,25 @@ api_v1 = [
     ),
     path("billing/meter_events", metering_api.MeterEventCollection.as_view()),
     path("billing/meter_event_adjustments", metering_api.MeterEventAdjustmentCollection.as_view()),
+    path("billing/credit_grants", credits_api.CreditGrantCollection.as_view()),
+    path("billing/credit_grants/<str:public_id>", credits_api.CreditGrantDetail.as_view()),
+    path(
+        "billing/credit_grants/<str:public_id>/expire",
+        credits_api.CreditGrantAction.as_view(action="expire"),
+    ),
+    path(
+        "billing/credit_grants/<str:public_id>/void",
+        credits_api.CreditGrantAction.as_view(action="void"),
+    ),
+    path(
+        "billing/credit_balance_transactions",
+        credits_api.CreditBalanceTransactionCollection.as_view(),
+    ),
+    path(
+        "billing/credit_balance_transactions/<str:public_id>",
+        credits_api.CreditBalanceTransactionDetail.as_view(),
+    ),
+    path("billing/credit_balance_summary", credits_api.CreditBalanceSummary.as_view()),
     path("subscriptions", invoicing_api.SubscriptionCollection.as_view()),
     path("subscriptions/<str:public_id>", invoicing_api.SubscriptionDetail.as_view()),
     path("subscription_items", invoicing_api.SubscriptionItemCollection.as_view()),

@@ -245,10 +245,11 @@ def invoice_finalize(*, invoice: Invoice, actor: str, at: dt.datetime | None = N
     else:
         invoice.due_date = at
     invoice_transition(invoice=invoice, to_status=S.OPEN, actor=actor, at=at)
-    if invoice.amount_due == 0:
-        # Nothing to collect (credits or a zero total): Stripe marks these paid at once.
+    if invoice.total == 0:
+        # Nothing was billed at all: Stripe marks these paid at once. An invoice paid by credits
+        # stays open (nothing due) so that voiding it can still give the credits back.
         invoice_transition(
-            invoice=invoice, to_status=S.PAID, actor=actor, at=at, note="Nothing due"
+            invoice=invoice, to_status=S.PAID, actor=actor, at=at, note="Nothing billed"
         )
     return invoice
 

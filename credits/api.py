@@ -1,0 +1,267 @@
+"""`/v1/billing/credit_grants`, `/v1/billing/credit_balance_transactions`,
+`/v1/billing/credit_balance_summary`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from billing_site.api.base import ApiError, ApiView, get_by_public_id, paginate
+from billing_site.api.params import Params, merge_metadata
+from billing_site.clock import from_unix, to_unix
+from billing_site.errors import BillingError
+from catalog.models import Price
+from credits import selectors, services
+from credits.models import CreditBalanceTransaction, CreditGrant
+
+T = CreditBalanceTransaction
+
+
+def _monetary(amount: int, currency: str) -> dict[str, Any]:
+    return {"monetary": {"currency": currency.lower(), "value": amount}, "type": "monetary"}
+
+
+def _customer_ref(customer) -> str:
+    return customer.public_id
+
+
+def serialize_grant(grant: CreditGrant) -> dict[str, Any]:
+    if grant.applies_to_all_metered:
+        scope: dict[str, Any] = {"price_type": "metered"}
+    else:
+        scope = {"prices": [{"id": price.public_id} for price in grant.prices.all()]}
+    return {
+        "id": grant.public_id,
+        "object": "billing.credit_grant",
+        "amount": _monetary(grant.amount, grant.currency),
+        "applicability_config": {"scope": scope},
+        "category": grant.category,
+        "created": to_unix(grant.created_at),
+        "customer": _customer_ref(grant.customer),
+        "customer_account": None,
+        "effective_at": to_unix(grant.effective_at),
+        "expires_at": to_unix(grant.expires_at),
+        "livemode": False,
+        "metadata": grant.metadata,
+        "name": grant.name or None,
+        "priority": grant.priority,
+        "test_clock": (
+            grant.customer.test_clock.public_id if grant.customer.test_clock_id else None
+        ),
+        "updated": to_unix(grant.updated_at),
+        "voided_at": to_unix(grant.voided_at),
+    }
+
+
+def serialize_transaction(transaction: CreditBalanceTransaction) -> dict[str, Any]:
+    money = _monetary(transaction.amount, transaction.grant.currency)
+    detail: dict[str, Any] = {"amount": money, "type": transaction.reason}
+    if transaction.reason in (T.Reason.CREDITS_APPLIED, T.Reason.INVOICE_VOIDED):
+        detail[transaction.reason] = {
+            "invoice": transaction.invoice.public_id if transaction.invoice_id else None,
+            "invoice_line_item": (
+                transaction.invoice_line.public_id if transaction.invoice_line_id else None
+            ),
+        }
+    is_credit = transaction.type == T.Type.CREDIT
+    return {
+        "id": transaction.public_id,
+        "object": "billing.credit_balance_transaction",
+        "created": to_unix(transaction.created_at),
+        "credit": detail if is_credit else None,
+        "credit_grant": transaction.grant.public_id,
+        "debit": None if is_credit else detail,
+        "effective_at": to_unix(transaction.effective_at),
+        "livemode": False,
+        "test_clock": None,
+        "type": transaction.type,
+    }
+
+
+def _grants():
+    return CreditGrant.objects.select_related("customer__test_clock").prefetch_related("prices")
+
+
+def _customer(params: Params, key: str = "customer"):
+    customer_model = CreditGrant._meta.get_field("customer").related_model
+    public_id = params.string(key, required=True)
+    return get_by_public_id(
+        customer_model.objects.select_related("test_clock"), public_id, "customer", param=key
+    )
+
+
+def _timestamp(params: Params, key: str):
+    seconds = params.integer(key, minimum=0, maximum=253402300799)
+    return None if seconds is None else from_unix(seconds)
+
+
+class CreditGrantCollection(ApiView):
+    def get(self, request, params: Params) -> dict[str, Any]:
+        queryset = _grants()
+        if "customer" in params:
+            queryset = queryset.filter(customer=_customer(params))
+        return paginate(
+            queryset,
+            params,
+            url="/v1/billing/credit_grants",
+            resource="billing.credit_grant",
+            serialize=serialize_grant,
+        )
+
+    def post(self, request, params: Params) -> dict[str, Any]:
+        customer = _customer(params)
+        amount = params.nested("amount", required=True)
+        amount.choice("type", ["monetary"], required=True)
+        monetary = amount.nested("monetary", required=True)
+        currency = monetary.string("currency", required=True)
+        value = monetary.integer("value", required=True, minimum=-(10**15), maximum=10**15)
+        monetary.reject_unknown()
+        amount.reject_unknown()
+        config = params.nested("applicability_config", required=True)
+        scope = config.nested("scope", required=True)
+        config.reject_unknown()
+        price_type = scope.string("price_type")
+        raw_prices = scope.list_of("prices")
+        scope.reject_unknown()
+        if price_type and raw_prices:
+            raise ApiError(
+                "Give either applicability_config[scope][price_type] or "
+                "applicability_config[scope][prices], not both.",
+                param="applicability_config[scope]",
+            )
+        if not price_type and not raw_prices:
+            raise ApiError(
+                "applicability_config[scope] needs price_type=metered or a list of prices.",
+                param="applicability_config[scope]",
+            )
+        if price_type and price_type != "metered":
+            raise ApiError(
+                "applicability_config[scope][price_type] can only be metered.",
+                param="applicability_config[scope][price_type]",
+            )
+        prices = None
+        if raw_prices:
+            prices = []
+            for index, raw in enumerate(raw_prices):
+                entry = Params(
+                    raw if isinstance(raw, dict) else None,
+                    f"applicability_config[scope][prices][{index}]",
+                )
+                price_id = entry.string("id", required=True)
+                entry.reject_unknown()
+                prices.append(
+                    get_by_public_id(Price.objects.all(), price_id, "price", param=entry.name("id"))
+                )
+        priority = params.integer("priority", minimum=-(10**6), maximum=10**6)
+        grant = services.credit_grant_create(
+            customer=customer,
+            amount=value,
+            currency=currency,
+            category=params.string("category", required=True),
+            name=params.string("name", max_length=100) or "",
+            prices=prices,
+            priority=50 if priority is None else priority,
+            effective_at=_timestamp(params, "effective_at"),
+            expires_at=_timestamp(params, "expires_at"),
+            metadata=merge_metadata({}, params.metadata()),
+            used_currencies=selectors.subscription_currencies(customer),
+            now=selectors.customer_now(customer),
+        )
+        return serialize_grant(_grants().get(pk=grant.pk))
+
+
+class CreditGrantDetail(ApiView):
+    def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
+        return serialize_grant(get_by_public_id(_grants(), public_id, "billing.credit_grant"))
+
+    def post(self, request, params: Params, public_id: str) -> dict[str, Any]:
+        grant = get_by_public_id(_grants(), public_id, "billing.credit_grant")
+        changes: dict[str, Any] = {}
+        if "expires_at" in params:
+            raw = params.raw("expires_at")
+            changes["expires_at"] = None if raw == "" else _timestamp(params, "expires_at")
+        metadata = params.metadata()
+        if metadata is not None:
+            changes["metadata"] = merge_metadata(grant.metadata, metadata)
+        services.credit_grant_update(grant=grant, **changes)
+        return serialize_grant(_grants().get(pk=grant.pk))
+
+
+class CreditGrantAction(ApiView):
+    http_method_names = ["post"]
+    action = ""
+
+    def post(self, request, params: Params, public_id: str) -> dict[str, Any]:
+        grant = get_by_public_id(_grants(), public_id, "billing.credit_grant")
+        at = selectors.customer_now(grant.customer)
+        if self.action == "void":
+            services.credit_grant_void(grant=grant, at=at)
+        else:
+            services.credit_grant_expire(grant=grant, at=at)
+        return serialize_grant(_grants().get(pk=grant.pk))
+
+
+def _transactions():
+    return T.objects.select_related("grant", "invoice", "invoice_line")
+
+
+class CreditBalanceTransactionCollection(ApiView):
+    def get(self, request, params: Params) -> dict[str, Any]:
+        queryset = _transactions().filter(customer=_customer(params))
+        grant_id = params.string("credit_grant")
+        if grant_id:
+            queryset = queryset.filter(grant__public_id=grant_id)
+        return paginate(
+            queryset,
+            params,
+            url="/v1/billing/credit_balance_transactions",
+            resource="billing.credit_balance_transaction",
+            serialize=serialize_transaction,
+        )
+
+
+class CreditBalanceTransactionDetail(ApiView):
+    def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
+        return serialize_transaction(
+            get_by_public_id(_transactions(), public_id, "billing.credit_balance_transaction")
+        )
+
+
+class CreditBalanceSummary(ApiView):
+    def get(self, request, params: Params) -> dict[str, Any]:
+        customer = _customer(params)
+        filter_ = params.nested("filter", required=True)
+        kind = filter_.choice("type", ["applicability_scope", "credit_grant"], required=True)
+        grant = None
+        if kind == "credit_grant":
+            grant_id = filter_.string("credit_grant", required=True)
+            grant = get_by_public_id(
+                CreditGrant.objects.filter(customer=customer),
+                grant_id,
+                "billing.credit_grant",
+                param="filter[credit_grant]",
+            )
+        else:
+            scope = filter_.nested("applicability_scope", required=True)
+            price_type = scope.string("price_type")
+            scope.list_of("prices")
+            if price_type not in (None, "metered"):
+                raise BillingError(
+                    "filter[applicability_scope][price_type] can only be metered.",
+                    param="filter[applicability_scope][price_type]",
+                )
+            scope.reject_unknown()
+        filter_.reject_unknown()
+        balances = selectors.balance_summary(customer=customer, grant=grant)
+        return {
+            "object": "billing.credit_balance_summary",
+            "balances": [
+                {
+                    "available_balance": _monetary(balance.available, currency),
+                    "ledger_balance": _monetary(balance.ledger, currency),
+                }
+                for currency, balance in sorted(balances.items())
+            ],
+            "customer": customer.public_id,
+            "customer_account": None,
+            "livemode": False,
+        }
