@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench bench-ingest bench-billing clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,16 @@ test: install lint
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## Benchmarks (PostgreSQL on 127.0.0.1:5432; each drops and recreates its own database).
+bench: bench-ingest bench-billing
+
+bench-ingest: install
+	bash bench/ingest.sh
+
+bench-billing: install
+	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/billing_bench_cycle} \
+		$(BIN)/python bench/billing.py
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -124,6 +124,8 @@ def _unix_timestamp(params: Params, key: str) -> dt.datetime | None:
 
 
 class MeterEventCollection(ApiView):
+    atomic = False  # parameters are all checked before the one write
+
     def post(self, request, params: Params) -> dict[str, Any]:
         event_name = params.string("event_name", required=True, max_length=100)
         payload = params.raw("payload")
@@ -133,11 +135,11 @@ class MeterEventCollection(ApiView):
                 param="payload",
                 code="parameter_missing",
             )
+        identifier = params.string("identifier", max_length=100)
+        timestamp = _unix_timestamp(params, "timestamp")
+        params.reject_unknown()
         event = ingest.meter_event_create(
-            event_name=event_name,
-            payload=payload,
-            identifier=params.string("identifier", max_length=100),
-            timestamp=_unix_timestamp(params, "timestamp"),
+            event_name=event_name, payload=payload, identifier=identifier, timestamp=timestamp
         )
         return serialize_meter_event(event)
 
@@ -288,6 +290,7 @@ class MeterEventStream(ApiView):
     """The batch path: up to 100 events, each accepted or rejected with its index and reason."""
 
     http_method_names = ["post"]
+    atomic = False  # parameters are all checked before the one write
 
     def authenticate(self, request):
         header = request.headers.get("Authorization", "")
@@ -311,6 +314,7 @@ class MeterEventStream(ApiView):
 
     def post(self, request, params: Params) -> dict[str, Any]:
         raw_events = params.raw("events")
+        params.reject_unknown()
         if not isinstance(raw_events, list) or not raw_events:
             raise BillingError(
                 'events must be a non-empty JSON array: {"events": [{"event_name": ..., '

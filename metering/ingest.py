@@ -287,12 +287,33 @@ def _lookups(
             if isinstance(value, str):
                 customer_ids.add(value)
     customers: dict[str, tuple[int, dt.datetime | None]] = {}
-    if customer_ids:
+    if customer_ids and connection.vendor == "postgresql":
+        rows = _postgresql_customer_rows(customer_model, sorted(customer_ids))
+        customers = {public_id: (pk, frozen) for public_id, pk, frozen in rows}
+    elif customer_ids:
         rows = customer_model.objects.filter(
             public_id__in=customer_ids, deleted_at__isnull=True
         ).values_list("public_id", "pk", "test_clock__frozen_time")
         customers = {public_id: (pk, frozen) for public_id, pk, frozen in rows}
     return meters, customers
+
+
+def _postgresql_customer_rows(customer_model, public_ids: list[str]) -> list[tuple]:
+    """One prepared statement with a binary array: the ORM's IN (...) quoting a hundred ids
+    client-side was a sixth of the batch path's time."""
+    import psycopg
+
+    clock_table = customer_model._meta.get_field("test_clock").related_model._meta.db_table
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            f"SELECT c.public_id, c.id, t.frozen_time FROM {customer_model._meta.db_table} c "
+            f"LEFT JOIN {clock_table} t ON t.id = c.test_clock_id "
+            "WHERE c.public_id = ANY(%b) AND c.deleted_at IS NULL",
+            [public_ids],
+            prepare=True,
+        )
+        return cursor.fetchall()
 
 
 def meter_events_ingest(
@@ -321,30 +342,29 @@ def meter_events_ingest(
         seen.add(key)
         valid.append(item)
     if valid:
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                claimed = _claim_store_and_roll_up_postgresql(valid)
-            else:
-                claimed = _claim_identifiers(valid)
+        if connection.vendor == "postgresql":
+            # One statement claims, inserts and rolls up: atomic on its own, even in autocommit.
+            claimed = _claim_store_and_roll_up_postgresql(valid)
             stored = [item for item in valid if (item.meter.pk, item.identifier) in claimed]
-            result.rejected.extend(
-                _duplicate(item)
-                for item in valid
-                if (item.meter.pk, item.identifier) not in claimed
-            )
-            if connection.vendor != "postgresql":
+        else:
+            with transaction.atomic():
+                claimed = _claim_identifiers(valid)
+                stored = [item for item in valid if (item.meter.pk, item.identifier) in claimed]
                 _store(stored)
-            result.accepted = [
-                AcceptedEvent(
-                    item.meter.event_name,
-                    item.identifier,
-                    item.value,
-                    item.timestamp,
-                    item.received_at,
-                    item.payload,
-                )
-                for item in stored
-            ]
+        result.rejected.extend(
+            _duplicate(item) for item in valid if (item.meter.pk, item.identifier) not in claimed
+        )
+        result.accepted = [
+            AcceptedEvent(
+                item.meter.event_name,
+                item.identifier,
+                item.value,
+                item.timestamp,
+                item.received_at,
+                item.payload,
+            )
+            for item in stored
+        ]
     result.rejected.sort(key=lambda rejected: rejected.index)
     return result
 
@@ -387,9 +407,9 @@ def _duplicate(item: _Valid) -> RejectedEvent:
 _POSTGRESQL_INGEST = """
 WITH incoming AS (
     SELECT * FROM unnest(
-        %(meter_ids)s::bigint[], %(identifiers)s::varchar[], %(customer_ids)s::bigint[],
-        %(values)s::numeric[], %(timestamps)s::timestamptz[], %(payloads)s::jsonb[],
-        %(received)s::timestamptz[]
+        %(meter_ids)b::bigint[], %(identifiers)b::varchar[], %(customer_ids)b::bigint[],
+        %(values)b::numeric[], %(timestamps)b::timestamptz[], %(payloads)b::jsonb[],
+        %(received)b::timestamptz[]
     ) AS i (meter_id, identifier, customer_id, value, ts, payload, received_at)
 ),
 claimed AS (

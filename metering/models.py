@@ -105,8 +105,9 @@ class MeterEventIdentifier(models.Model):
     window), then purged; an event older than the window is refused anyway.
     """
 
+    # No index of its own: the unique (meter, identifier) index starts with it.
     meter = models.ForeignKey(
-        Meter, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+        Meter, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
     )
     identifier = models.CharField(max_length=100)
     customer_id = models.BigIntegerField()
@@ -132,8 +133,9 @@ class MeterUsageRollup(models.Model):
     a customer with millions of events in a period is answered from a few hundred rows.
     """
 
+    # No index of its own: the unique (meter, customer, hour) index starts with it.
     meter = models.ForeignKey(
-        Meter, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+        Meter, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
     )
     customer = models.ForeignKey(
         "invoicing.Customer", on_delete=models.DO_NOTHING, related_name="+", db_constraint=False

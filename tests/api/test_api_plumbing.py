@@ -338,3 +338,12 @@ def test_production_settings_refuse_insecure_defaults(override, message):
     result = _check_deploy({**GOOD_PRODUCTION_ENV, **override})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_a_multipart_body_is_refused_instead_of_misread(api, client, api_secret):
+    response = client.post(
+        "/v1/customers", {"name": "Acme"}, HTTP_AUTHORIZATION=f"Bearer {api_secret}"
+    )
+    assert response.status_code == 415
+    assert "application/x-www-form-urlencoded" in response.json()["error"]["message"]
+    assert not Customer.objects.exists()
