@@ -45,7 +45,9 @@ def _recreate_database() -> None:
     name = url.path.lstrip("/")
     admin = urlunsplit((url.scheme, url.netloc, "/postgres", "", ""))
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
@@ -194,7 +196,8 @@ def _seed_heavy_customer(period_start: dt.datetime, now: dt.datetime):
             [customer.pk],
         )
         cursor.execute("ANALYZE metering_meterevent")
-    print(f"setup: {PREVIEW_EVENTS:,} events for one customer in {time.perf_counter() - started:.1f} s")
+    seconds = time.perf_counter() - started
+    print(f"setup: {PREVIEW_EVENTS:,} events for one customer in {seconds:.1f} s")
     return customer, subscription
 
 
