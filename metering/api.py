@@ -302,15 +302,15 @@ class MeterEventStream(ApiView):
                 "mes_tok_...'.",
                 status=401,
             )
-        session = ingest.meter_event_session_authenticate(token=token.strip())
-        if session is None:
+        api_key = ingest.meter_event_session_authenticate(token=token.strip())
+        if api_key is None:
             raise ApiError(
                 "This meter event session token is invalid or expired (tokens last 15 "
                 "minutes); create a new session.",
                 status=401,
                 code="billing_meter_event_session_expired",
             )
-        return session.api_key
+        return api_key
 
     def post(self, request, params: Params) -> dict[str, Any]:
         raw_events = params.raw("events")

@@ -18,6 +18,7 @@ from tests.factories import CustomerFactory, licensed_price
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.django_db(transaction=True)  # the scheduler closes stale connections itself
 def test_beat_installs_the_billing_schedules_into_the_database():
     from django_celery_beat.schedulers import DatabaseScheduler
 
