@@ -4,6 +4,8 @@ import datetime as dt
 import hashlib
 import secrets
 
+from django.db import connection
+
 from billing_site import clock
 from billing_site.models import ApiKey
 
@@ -27,12 +29,30 @@ def api_key_create(*, name: str) -> tuple[ApiKey, str]:
     return api_key, secret
 
 
+def _find_live_key(secret_hash: str) -> ApiKey | None:
+    if connection.vendor != "postgresql":
+        return (
+            ApiKey.objects.filter(secret_hash=secret_hash, revoked_at__isnull=True)
+            .only("id", "name", "last_used_at")
+            .first()
+        )
+    # Every API request starts here: one prepared statement instead of building an ORM query.
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            f"SELECT id, name, last_used_at FROM {ApiKey._meta.db_table} "
+            "WHERE secret_hash = %b AND revoked_at IS NULL",
+            [secret_hash],
+            prepare=True,
+        )
+        row = cursor.fetchone()
+    return ApiKey(id=row[0], name=row[1], last_used_at=row[2]) if row else None
+
+
 def api_key_authenticate(*, secret: str) -> ApiKey | None:
-    api_key = (
-        ApiKey.objects.filter(secret_hash=hash_api_secret(secret), revoked_at__isnull=True)
-        .only("id", "name", "last_used_at")
-        .first()
-    )
+    api_key = _find_live_key(hash_api_secret(secret))
     now = clock.now()
     # Throttled so that a busy ingestion client doesn't turn every request into a write.
     if api_key is not None and (
