@@ -301,12 +301,25 @@ def credit_grant_create(
     effective_at = effective_at or now
     if expires_at is not None and expires_at <= effective_at:
         raise BillingError("expires_at must be after effective_at.", param="expires_at")
-    if source_invoice is not None and source_invoice.status != "paid":
-        raise BillingError(
-            f"Invoice {source_invoice.number or source_invoice.public_id} is "
-            f"{source_invoice.status}: grant prepaid credits only once it is paid.",
-            param="source_invoice",
-        )
+    if source_invoice is not None:
+        label = source_invoice.number or source_invoice.public_id
+        if source_invoice.status != "paid":
+            raise BillingError(
+                f"Invoice {label} is {source_invoice.status}: grant prepaid credits only once it "
+                "is paid.",
+                param="source_invoice",
+            )
+        if source_invoice.customer_id != customer.pk or source_invoice.currency != currency:
+            raise BillingError(
+                f"Invoice {label} belongs to another customer or currency than this grant.",
+                param="source_invoice",
+            )
+        if source_invoice.billing_reason != "manual":
+            raise BillingError(
+                f"Invoice {label} bills a subscription; grant credits from a one-off "
+                "prepayment invoice.",
+                param="source_invoice",
+            )
     grant = CreditGrant.objects.create(
         customer=customer,
         name=(name or "").strip()[:100],

@@ -1,7 +1,8 @@
 """The invoicing admin: customers, subscriptions, invoices, test clocks and billing run failures.
 
 - Customers: the page shows subscriptions, invoices, current-period usage, the upcoming
-  invoice and the test clock. A test clock can be attached when the customer is added.
+  invoice, billing credits (grants, balances, the latest ledger rows) and the test clock. A
+  test clock can be attached when the customer is added.
 - Subscriptions: "Add subscription" is a flow (customer, then prices, then a preview of the
   first invoice, then confirm). The page is read-only but for metadata and "cancel at period
   end"; "Cancel now" goes through a confirmation page.
@@ -9,6 +10,8 @@
   mark paid, void and mark uncollectible go through a confirmation page and are logged with
   who did them. "Create invoice" is Stripe Dashboard's flow (customer and currency, items,
   review, create or send). "Late usage" lists usage that arrived after its invoice was final.
+  A paid one-off invoice has "Grant credits" (the credit burndown's second step: the credit
+  grant form, prefilled from the invoice) and lists the grants made from it.
 - Test clocks: create one, then "Advance" it to run its customers' billing.
 - Billing run failures: read-only, with "mark resolved".
 
@@ -113,6 +116,7 @@ class CustomerAdmin(admin.ModelAdmin):
         if obj is not None:
             context.update(admin_views.customer_page_context(obj))
             context["can_add_subscription"] = request.user.has_perm("invoicing.add_subscription")
+            context["can_add_credit_grant"] = request.user.has_perm("credits.add_creditgrant")
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 
@@ -336,6 +340,11 @@ class InvoiceAdmin(admin.ModelAdmin):
                 view(self.transition_view),
                 name="invoicing_invoice_transition",
             ),
+            path(
+                "<path:object_id>/grant-credits/",
+                view(self.grant_credits_view),
+                name="invoicing_invoice_grant_credits",
+            ),
             *super().get_urls(),
         ]
 
@@ -348,6 +357,10 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def transition_view(self, request, object_id, slug):
         return admin_views.invoice_transition_view(self, request, object_id, slug)
+
+    def grant_credits_view(self, request, object_id):
+        # "Grant credits" from a paid one-off invoice: the credit grant form, prefilled.
+        return admin_views.invoice_grant_credits_view(self, request, object_id)
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {

@@ -11,6 +11,8 @@ through `invoicing.services`:
 * Invoice status changes (finalize, mark paid, void, mark uncollectible): a confirmation page,
   then the service per invoice.
 * Late usage, and advancing a test clock.
+* "Grant credits" from a paid one-off invoice: the credits admin's grant form (one POST to
+  `credits.services.credit_grant_create`), prefilled from the invoice.
 
 Previews are dry runs: the real service runs inside a transaction that is always rolled back
 (django-import-export's import preview works the same way), so a preview shows exactly what
@@ -40,7 +42,12 @@ from django.utils.html import format_html
 
 from billing_site.admin_forms import add_billing_error
 from billing_site.errors import BillingError
-from catalog.money import format_minor_units
+from catalog.money import format_minor_units, from_minor_units
+from credits import admin_views as credits_admin_views
+from credits.admin_forms import ALL_METERED, SPECIFIC_DATE
+from credits.models import CreditBalanceTransaction, CreditGrant
+from credits.selectors import balance_summary, grants_with_balances
+from credits.services import grant_balances
 from invoicing import services
 from invoicing.admin_forms import (
     COMMON_CURRENCIES,
@@ -62,6 +69,7 @@ T = TypeVar("T")
 S = Invoice.Status
 MAX_INVOICES_PER_ACTION = 100
 MAX_INVOICES_ON_CUSTOMER_PAGE = 25
+MAX_LEDGER_ROWS_ON_CUSTOMER_PAGE = 20
 
 
 # --- Shared helpers --------------------------------------------------------------------------
@@ -287,6 +295,49 @@ def customer_page_context(customer: Customer) -> dict[str, Any]:
         ),
         "usage_rows": usage_rows,
         "upcoming": upcoming,
+        **customer_credits_context(customer, now),
+    }
+
+
+def customer_credits_context(customer: Customer, now: dt.datetime) -> dict[str, Any]:
+    """The "Billing credits" section: grants with what remains of them, the balance per
+    currency (ledger and available) and the latest ledger rows."""
+    grants = grants_with_balances(customer=customer)
+    source_invoices = Invoice.objects.in_bulk(
+        {row.grant.source_invoice_id for row in grants if row.grant.source_invoice_id}
+    )
+    ledger = CreditBalanceTransaction.objects.filter(customer=customer).select_related(
+        "grant", "invoice"
+    )
+    return {
+        "credit_grants": [
+            {
+                "grant": row.grant,
+                "amount": money(row.grant.amount, row.grant.currency),
+                "remaining": money(row.remaining, row.grant.currency),
+                "status": credits_admin_views.grant_status(row.grant, now),
+                "source_invoice": source_invoices.get(row.grant.source_invoice_id),
+            }
+            for row in grants
+        ],
+        "credit_balances": [
+            {
+                "currency": currency,
+                "ledger": money(balance.ledger, currency),
+                "available": money(balance.available, currency),
+            }
+            for currency, balance in sorted(balance_summary(customer=customer).items())
+        ],
+        "credit_ledger": credits_admin_views.ledger_rows(
+            ledger.order_by("-pk")[:MAX_LEDGER_ROWS_ON_CUSTOMER_PAGE]
+        ),
+        "credit_ledger_url": (
+            f"{reverse('admin:credits_creditbalancetransaction_changelist')}?"
+            f"{urlencode({'q': customer.public_id})}"
+        ),
+        "new_credit_grant_url": (
+            f"{reverse('admin:credits_creditgrant_add')}?{urlencode({'customer': customer.pk})}"
+        ),
     }
 
 
@@ -653,6 +704,7 @@ def invoice_page_context(model_admin, request: HttpRequest, invoice: Invoice) ->
     currency = invoice.currency
     can_change = model_admin.has_transition_permission(request)
     return {
+        **_invoice_credits_context(request, invoice),
         "lines": [
             line_row(line, currency)
             for line in invoice.lines.select_related("price").order_by("pk")
@@ -676,6 +728,100 @@ def invoice_page_context(model_admin, request: HttpRequest, invoice: Invoice) ->
         if can_change
         else [],
     }
+
+
+def _invoice_credits_context(request: HttpRequest, invoice: Invoice) -> dict[str, Any]:
+    """The grants made from a one-off (prepayment) invoice, and "Grant credits" once paid."""
+    if invoice.billing_reason != Invoice.BillingReason.MANUAL:
+        return {"show_credit_grants": False}
+    grants = list(CreditGrant.objects.filter(source_invoice=invoice).order_by("pk"))
+    remaining = grant_balances(grant.pk for grant in grants)
+    can_grant = request.user.has_perm("credits.add_creditgrant")
+    return {
+        "show_credit_grants": True,
+        "credit_grants": [
+            {
+                "grant": grant,
+                "amount": money(grant.amount, grant.currency),
+                "remaining": money(remaining.get(grant.pk, 0), grant.currency),
+            }
+            for grant in grants
+        ],
+        "grant_credits_url": (
+            reverse("admin:invoicing_invoice_grant_credits", args=[invoice.pk])
+            if can_grant and grant_credits_refusal(invoice) is None
+            else None
+        ),
+    }
+
+
+# --- Grant credits from a paid invoice -------------------------------------------------------
+
+
+def grant_credits_refusal(invoice: Invoice) -> str | None:
+    """Why credits can't be granted from this invoice (None: they can).
+
+    The service refuses an unpaid source invoice too; only one-off invoices are offered here,
+    because a prepayment is one (DESIGN's credit burndown flow).
+    """
+    label = invoice.number or invoice.public_id
+    if invoice.billing_reason != Invoice.BillingReason.MANUAL:
+        return (
+            f"Invoice {label} is a {invoice.get_billing_reason_display().lower()} invoice: "
+            "credits are granted from a paid one-off invoice (the prepayment)."
+        )
+    if invoice.status != S.PAID:
+        return (
+            f"Invoice {label} is {invoice.get_status_display().lower()}: grant prepaid credits "
+            "only once it is paid. Nothing has been granted."
+        )
+    return None
+
+
+def a_year_after(moment: dt.datetime) -> dt.datetime:
+    """The same instant twelve months later (Feb 29 becomes Feb 28), to the second."""
+    moment = moment.replace(microsecond=0)
+    try:
+        return moment.replace(year=moment.year + 1)
+    except ValueError:
+        return moment.replace(year=moment.year + 1, day=28)
+
+
+def invoice_grant_credits_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+    """The credit burndown's second step: grant the credits a paid one-off invoice bought.
+
+    Prefilled: the invoice's customer (fixed) and currency, its total as the amount (staff
+    often grant more, e.g. 120,000 USD for a 100,000 USD prepayment), expiry 12 months after
+    the customer's now, paid, all metered prices.
+    """
+    if not request.user.has_perm("credits.add_creditgrant"):
+        raise PermissionDenied
+    invoice = model_admin.get_object(request, unquote(object_id))
+    if invoice is None:
+        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
+    refusal = grant_credits_refusal(invoice)
+    if refusal is not None:
+        model_admin.message_user(request, refusal, messages.ERROR)
+        return HttpResponseRedirect(change_url(invoice))
+    label = invoice.number or invoice.public_id
+    initial = {
+        "name": f"Prepaid credits ({label})",
+        "amount": from_minor_units(invoice.total, invoice.currency).amount,
+        "currency": invoice.currency,
+        "category": CreditGrant.Category.PAID,
+        "expiry": SPECIFIC_DATE,
+        "expires_at": a_year_after(services.customer_now(invoice.customer)),
+        "scope": ALL_METERED,
+    }
+    return credits_admin_views.credit_grant_form_view(
+        model_admin,
+        request,
+        initial=initial,
+        title=f"Grant credits from invoice {label}",
+        page_label="Grant credits",
+        source_invoice=invoice,
+        original=invoice,
+    )
 
 
 # --- Create invoice --------------------------------------------------------------------------

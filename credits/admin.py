@@ -1,0 +1,320 @@
+"""The credits admin: credit grants and the credit ledger.
+
+- Credit grants: the list shows each grant's remaining balance, derived from the ledger in the
+  page's one query (an annotated subquery), and its status at the customer's now (active,
+  scheduled, expired, voided). "Add" is the "New credit grant" page (name, amount, expiry,
+  priority, applicability, category), which calls `credit_grant_create`. A grant page is
+  read-only, with its ledger rows; "Expire now" and "Void" go through a confirmation page and
+  are logged with who did them. Grants are never deleted: the ledger refers to them.
+- Credit balance transactions: the append-only ledger, read-only.
+
+"Grant credits" from a paid one-off invoice is on the invoice page (invoicing/admin.py) and
+draws the same form. Custom pages live in credits/admin_views.py, the form in
+credits/admin_forms.py.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    DateTimeField,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from billing_site import clock
+from credits import admin_views, selectors
+from credits.admin_forms import Customer
+from credits.admin_views import grant_status, money
+from credits.models import CreditBalanceTransaction, CreditGrant
+
+T = CreditBalanceTransaction
+
+
+def _link(url_name: str, obj, label=None) -> str:
+    if obj is None:
+        return "-"
+    return format_html('<a href="{}">{}</a>', reverse(url_name, args=[obj.pk]), label or obj)
+
+
+def _remaining_subquery() -> Subquery:
+    """The grant's ledger added up: credits minus debits."""
+    signed = Case(
+        When(type=T.Type.CREDIT, then=F("amount")),
+        default=-F("amount"),
+        output_field=BigIntegerField(),
+    )
+    return Subquery(
+        T.objects.filter(grant=OuterRef("pk"))
+        .order_by()
+        .values("grant")
+        .annotate(total=Sum(signed))
+        .values("total")[:1],
+        output_field=BigIntegerField(),
+    )
+
+
+class GrantStatusFilter(admin.SimpleListFilter):
+    """Status at each customer's now: its test clock's frozen time, or the real clock."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("active", "Active"),
+            ("scheduled", "Scheduled"),
+            ("expired", "Expired"),
+            ("voided", "Voided"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() not in {"active", "scheduled", "expired", "voided"}:
+            return queryset
+        queryset = queryset.annotate(
+            customer_now=Coalesce(
+                "customer__test_clock__frozen_time",
+                Value(clock.now(), output_field=DateTimeField()),
+            )
+        )
+        live = Q(voided_at__isnull=True)
+        expired = Q(expired_at__isnull=False) | Q(expires_at__lte=F("customer_now"))
+        return queryset.filter(
+            {
+                "voided": ~live,
+                "expired": live & expired,
+                "scheduled": live & ~expired & Q(effective_at__gt=F("customer_now")),
+                "active": live & ~expired & Q(effective_at__lte=F("customer_now")),
+            }[self.value()]
+        )
+
+
+# --- Credit grants ---------------------------------------------------------------------------
+
+
+@admin.register(CreditGrant)
+class CreditGrantAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "public_id",
+        "customer",
+        "amount_display",
+        "remaining_display",
+        "category",
+        "priority",
+        "effective_at",
+        "expires_at",
+        "status",
+    ]
+    list_filter = ["category", "currency", GrantStatusFilter]
+    list_select_related = ["customer__test_clock"]
+    search_fields = ["name", "public_id", "customer__public_id", "customer__name"]
+    search_help_text = "A grant's name or id (credgr_…), or a customer's id (cus_…) or name."
+    date_hierarchy = "created_at"
+    fieldsets = [
+        (
+            None,
+            {"fields": ["public_id", "name", "customer_link", "status", "category", "metadata"]},
+        ),
+        ("Amount", {"fields": ["amount_display", "remaining_display", "source_invoice_link"]}),
+        ("Applicability", {"fields": ["priority", "applicability"]}),
+        (
+            "Dates (UTC)",
+            {"fields": ["effective_at", "expires_at", "expired_at", "voided_at", "created_at"]},
+        ),
+    ]
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).annotate(remaining=_remaining_subquery())
+
+    def get_urls(self):
+        # Before the default URLs: their "<path:object_id>/" would swallow these.
+        return [
+            path(
+                "<path:object_id>/<slug:slug>/confirm/",
+                self.admin_site.admin_view(self.grant_action_view),
+                name="credits_creditgrant_action",
+            ),
+            *super().get_urls(),
+        ]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        # "New credit grant": one form, one POST to credit_grant_create.
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        return admin_views.credit_grant_form_view(
+            self,
+            request,
+            initial=self._initial(request),
+            title="New credit grant",
+            page_label="New credit grant",
+        )
+
+    def _initial(self, request: HttpRequest) -> dict:
+        initial: dict = {}
+        customer = _customer_from_query(request.GET.get("customer"))
+        if customer is not None:
+            initial["customer"] = customer
+            currencies = selectors.subscription_currencies(customer)
+            if len(currencies) == 1:
+                initial["currency"] = currencies.pop()
+        return initial
+
+    def grant_action_view(self, request, object_id, slug):
+        return admin_views.credit_grant_action_view(self, request, object_id, slug)
+
+    # --- Permissions: grants change only through "Expire now" and "Void" --------------------
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None:
+            return False  # the page is read-only
+        return super().has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the ledger refers to grants; void instead
+
+    def has_grant_action_permission(self, request) -> bool:
+        return request.user.has_perm("credits.change_creditgrant")
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            transactions = obj.transactions.select_related("grant", "invoice").order_by("-pk")
+            context["ledger"] = admin_views.ledger_rows(
+                transactions[: admin_views.MAX_LEDGER_ROWS_ON_GRANT_PAGE]
+            )
+            context["all_ledger_url"] = (
+                f"{reverse('admin:credits_creditbalancetransaction_changelist')}?q={obj.public_id}"
+            )
+            status = grant_status(obj, selectors.customer_now(obj.customer))
+            can_act = self.has_grant_action_permission(request)
+            context["action_links"] = [
+                (action.label, reverse("admin:credits_creditgrant_action", args=[obj.pk, slug]))
+                for slug, action in admin_views.GRANT_ACTIONS.items()
+                if can_act
+                and status != "voided"
+                and not (slug == "expire" and obj.expired_at is not None)
+            ]
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # --- Columns and fields -----------------------------------------------------------------
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj: CreditGrant) -> str:
+        return money(obj.amount, obj.currency)
+
+    @admin.display(description="Remaining", ordering="remaining")
+    def remaining_display(self, obj: CreditGrant) -> str:
+        return money(obj.remaining or 0, obj.currency)
+
+    @admin.display(description="Status")
+    def status(self, obj: CreditGrant) -> str:
+        return grant_status(obj, selectors.customer_now(obj.customer)).capitalize()
+
+    @admin.display(description="Customer")
+    def customer_link(self, obj: CreditGrant) -> str:
+        return _link("admin:invoicing_customer_change", obj.customer)
+
+    @admin.display(description="Granted from invoice")
+    def source_invoice_link(self, obj: CreditGrant) -> str:
+        invoice = obj.source_invoice
+        return _link(
+            "admin:invoicing_invoice_change",
+            invoice,
+            invoice and (invoice.number or invoice.public_id),
+        )
+
+    @admin.display(description="Applies to")
+    def applicability(self, obj: CreditGrant) -> str:
+        if obj.applies_to_all_metered:
+            return "All metered prices"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse("admin:catalog_price_change", args=[price.pk]), price)
+                for price in obj.prices.select_related("product").order_by("pk")
+            ),
+        )
+
+
+def _customer_from_query(value: str | None):
+    """The `?customer=<pk>` of the add page, if it names a live customer."""
+    if not value or not value.isdigit():
+        return None
+    return Customer.objects.live().filter(pk=int(value)).first()
+
+
+# --- The ledger ------------------------------------------------------------------------------
+
+
+@admin.register(CreditBalanceTransaction)
+class CreditBalanceTransactionAdmin(admin.ModelAdmin):
+    list_display = [
+        "public_id",
+        "effective_at",
+        "grant_link",
+        "customer",
+        "type",
+        "reason",
+        "amount_display",
+        "invoice_link",
+    ]
+    list_filter = ["reason", "type"]
+    list_select_related = ["grant", "customer", "invoice"]
+    search_fields = ["public_id", "grant__public_id", "customer__public_id"]
+    search_help_text = "A grant's id (credgr_…) or a customer's id (cus_…)."
+    date_hierarchy = "effective_at"
+    fields = readonly_fields = [
+        "public_id",
+        "grant_link",
+        "customer_link",
+        "type",
+        "reason",
+        "amount_display",
+        "invoice_link",
+        "effective_at",
+        "created_at",
+    ]
+
+    # Append-only: rows are written by the credits services, never by hand.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj: CreditBalanceTransaction) -> str:
+        return money(obj.signed_amount, obj.grant.currency)
+
+    @admin.display(description="Grant", ordering="grant")
+    def grant_link(self, obj: CreditBalanceTransaction) -> str:
+        return _link("admin:credits_creditgrant_change", obj.grant)
+
+    @admin.display(description="Customer")
+    def customer_link(self, obj: CreditBalanceTransaction) -> str:
+        return _link("admin:invoicing_customer_change", obj.customer)
+
+    @admin.display(description="Invoice")
+    def invoice_link(self, obj: CreditBalanceTransaction) -> str:
+        invoice = obj.invoice
+        return _link(
+            "admin:invoicing_invoice_change",
+            invoice,
+            invoice and (invoice.number or invoice.public_id),
+        )
