@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format bench bench-ingest bench-billing clean
+.PHONY: install run test lint browser format bench bench-ingest bench-billing clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,9 +27,20 @@ run: install
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 ## Lint, then the whole test suite (DATABASE_URL picks the database; SQLite by default).
-test: install lint
+## Browser tests drive Debian's chromium; it is installed here when missing and we are root.
+test: install lint browser
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python -m pytest
+
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			(apt-get install -y -qq chromium >/dev/null 2>&1 || \
+			 (apt-get update -qq && apt-get install -y -qq chromium)); \
+		else \
+			echo "chromium is missing: run 'sudo apt-get install chromium' (browser tests skip without it)"; \
+		fi; \
+	fi
 
 lint: install
 	$(BIN)/ruff check .

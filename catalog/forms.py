@@ -306,6 +306,9 @@ class PriceForm(forms.Form):
         ],
         initial="up",
         label="Rounding",
+        # Not required: the page's script disables (so the browser doesn't send) fields that
+        # don't apply to the chosen pricing model; "up" is the default when it isn't sent.
+        required=False,
     )
     billing_period = forms.ChoiceField(choices=BILLING_PERIOD_CHOICES, initial="month")
     interval_count = forms.IntegerField(
@@ -333,7 +336,10 @@ class PriceForm(forms.Form):
         "It can't be changed later.",
     )
     new_meter_formula = forms.ChoiceField(
-        choices=Meter.Formula.choices, initial=Meter.Formula.SUM, label="Aggregation"
+        choices=Meter.Formula.choices,
+        initial=Meter.Formula.SUM,
+        label="Aggregation",
+        required=False,  # disabled (not sent) unless a new meter is created; defaults to sum
     )
     nickname = forms.CharField(
         required=False, max_length=250, help_text="Internal name, not shown to customers."
@@ -615,7 +621,7 @@ class PriceForm(forms.Form):
             meter = new_meter = metering_services.meter_create(
                 event_name=data["new_meter_event_name"],
                 display_name=data["new_meter_display_name"],
-                formula=data["new_meter_formula"],
+                formula=data.get("new_meter_formula") or Meter.Formula.SUM,
             )
         recurring = None
         if self.period is not None:
@@ -643,7 +649,7 @@ class PriceForm(forms.Form):
         data = self.cleaned_data
         meter = data.get("meter")
         if meter == NEW_METER:
-            formula = Meter.Formula(data["new_meter_formula"]).label
+            formula = Meter.Formula(data.get("new_meter_formula") or Meter.Formula.SUM).label
             meter_label = (
                 f"New meter: {data['new_meter_display_name']} "
                 f"(event name {data['new_meter_event_name']}; {formula.lower()})"

@@ -1,0 +1,112 @@
+"""Staff go through the admin's create flows in a real browser."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+from playwright.sync_api import expect
+
+from catalog.models import Price, PriceTier, Product
+from credits.models import CreditGrant
+from metering.models import Meter
+from tests.factories import CustomerFactory
+
+
+def test_staff_create_the_hypernian_product_with_two_prices(staff_page, live_server, screenshot):
+    page = staff_page
+    page.goto(f"{live_server.url}/admin/catalog/product/add/")
+    expect(page.locator("#create-product-form")).to_be_visible()
+    page.fill("input[name=name]", "Hypernian")
+    page.fill(
+        "textarea[name=description], input[name=description]", "AI API, 100,000 tokens included"
+    )
+
+    page.select_option("select[name=prices-0-pricing_model]", "flat_rate")
+    page.fill("input[name=prices-0-amount]", "200.00")
+    page.select_option("select[name=prices-0-billing_period]", "month")
+
+    page.click("#add-price")
+    expect(page.locator("select[name=prices-1-pricing_model]")).to_be_visible()
+    page.select_option("select[name=prices-1-pricing_model]", "graduated")
+    page.select_option("select[name=prices-1-meter]", "new")
+    page.fill("input[name=prices-1-new_meter_display_name]", "Hypernian API tokens")
+    page.fill("input[name=prices-1-new_meter_event_name]", "hypernian_api_tokens")
+    page.fill("input[name=prices-1-tiers-0-up_to]", "100000")
+    page.fill("input[name=prices-1-tiers-0-unit_amount]", "0.00")
+    page.fill("input[name=prices-1-tiers-1-up_to]", "inf")
+    page.fill("input[name=prices-1-tiers-1-unit_amount]", "0.001")
+    screenshot("admin-create-product-form")
+
+    page.locator("input[name=_preview]").click()
+    expect(page.get_by_text("First 100,000 units")).to_be_visible()
+    expect(page.get_by_text("100,001 and up: 0.001 USD per unit")).to_be_visible()
+    screenshot("admin-create-product-preview")
+    assert not Product.objects.exists()  # a preview writes nothing
+
+    page.locator("button[name=_confirm], input[name=_confirm]").first.click()
+    expect(page.locator(".messagelist")).to_contain_text("Hypernian")
+    screenshot("admin-create-product-done")
+
+    product = Product.objects.get(name="Hypernian")
+    fee = Price.objects.get(product=product, recurring_usage_type="licensed")
+    tokens = Price.objects.get(product=product, recurring_usage_type="metered")
+    assert fee.unit_amount_decimal == Decimal(20000)
+    assert tokens.meter == Meter.objects.get(event_name="hypernian_api_tokens")
+    assert list(
+        PriceTier.objects.filter(price=tokens).values_list("up_to", "unit_amount_decimal")
+    ) == [
+        (100000, Decimal(0)),
+        (None, Decimal("0.1")),
+    ]
+
+
+def test_staff_see_an_invalid_tier_next_to_the_tier(staff_page, live_server, screenshot):
+    page = staff_page
+    page.goto(f"{live_server.url}/admin/catalog/product/add/")
+    page.fill("input[name=name]", "Broken")
+    page.select_option("select[name=prices-0-pricing_model]", "volume")
+    page.select_option("select[name=prices-0-meter]", "new")
+    page.fill("input[name=prices-0-new_meter_display_name]", "Tokens")
+    page.fill("input[name=prices-0-new_meter_event_name]", "tokens")
+    page.fill("input[name=prices-0-tiers-0-up_to]", "500")
+    page.fill("input[name=prices-0-tiers-0-unit_amount]", "1.00")
+    page.fill("input[name=prices-0-tiers-1-up_to]", "100")
+    page.fill("input[name=prices-0-tiers-1-unit_amount]", "0.50")
+    page.locator("input[name=_preview]").click()
+    expect(page.get_by_text(re.compile("Tier 2"))).to_be_visible()
+    screenshot("admin-create-product-tier-error")
+    assert not Product.objects.exists()
+    assert not Meter.objects.exists()
+
+
+def test_staff_grant_credits_with_the_new_credit_grant_page(staff_page, live_server, screenshot):
+    customer = CustomerFactory(name="Enterprise Co")
+    page = staff_page
+    page.goto(f"{live_server.url}/admin/credits/creditgrant/add/?customer={customer.pk}")
+    page.fill("input[name=name]", "Enterprise prepayment")
+    page.fill("input[name=amount]", "120000.00")
+    page.check("#id_expiry_1")
+    expires = (dt.date.today() + dt.timedelta(days=365)).isoformat()
+    expires_input = page.locator("input[name=expires_at]")
+    if expires_input.get_attribute("type") == "datetime-local":
+        expires = f"{expires}T00:00"
+    expires_input.fill(expires)
+    page.fill("input[name=priority]", "40")
+    page.check("#id_category_0")
+    screenshot("admin-new-credit-grant-form")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_be_visible()
+    screenshot("admin-new-credit-grant-done")
+
+    grant = CreditGrant.objects.get(customer=customer)
+    assert (grant.amount, grant.currency, grant.priority, grant.category) == (
+        12_000_000,
+        "USD",
+        40,
+        "paid",
+    )
+    assert grant.expires_at is not None and grant.expires_at.date().isoformat()[:4] >= str(
+        dt.date.today().year
+    )
