@@ -40,11 +40,15 @@ class _Partial:
         )
 
 
-def _exact_sum(queryset: QuerySet, field: str) -> Decimal:
-    """SUM, exactly. SQLite adds decimals as floats, so there the rows are added in Python."""
+def _count_and_sum(queryset: QuerySet, count, field: str) -> tuple[int, Decimal]:
+    """COUNT and an exact SUM in one query. SQLite adds decimals as floats, so there the rows
+    are added up in Python instead."""
     if connection.vendor == "sqlite":
-        return sum(queryset.values_list(field, flat=True), Decimal(0))
-    return queryset.aggregate(total=Sum(field))["total"] or Decimal(0)
+        count_value = queryset.aggregate(n=count)["n"] or 0
+        values = queryset.values_list(field, flat=True) if count_value else []
+        return count_value, sum(values, Decimal(0))
+    totals = queryset.aggregate(n=count, total=Sum(field))
+    return totals["n"] or 0, totals["total"] or Decimal(0)
 
 
 def _value(meter: Meter, part: _Partial) -> Decimal:
@@ -65,12 +69,12 @@ def _from_events(meter: Meter, customer_id: int, start: dt.datetime, end: dt.dat
         timestamp__lt=end,
         cancelled_at__isnull=True,
     )
-    event_count = events.aggregate(event_count=Count("pk"))["event_count"]
+    event_count, value_sum = _count_and_sum(events, Count("pk"), "value")
     last = None
     if meter.formula == Meter.Formula.LAST and event_count:
         last = events.order_by("-timestamp", "-pk").values_list("value", "timestamp", "pk").first()
     return _Partial(
-        _exact_sum(events, "value") if event_count else Decimal(0),
+        value_sum,
         event_count,
         last[0] if last else None,
         (last[1], last[2]) if last else None,
@@ -83,7 +87,7 @@ def _from_rollups(meter: Meter, customer_id: int, start: dt.datetime, end: dt.da
     rollups = MeterUsageRollup.objects.filter(
         meter=meter, customer_id=customer_id, hour__gte=start, hour__lt=end
     )
-    event_count = rollups.aggregate(event_count=Sum("event_count"))["event_count"] or 0
+    event_count, value_sum = _count_and_sum(rollups, Sum("event_count"), "value_sum")
     last = None
     if meter.formula == Meter.Formula.LAST:
         last = (
@@ -93,7 +97,7 @@ def _from_rollups(meter: Meter, customer_id: int, start: dt.datetime, end: dt.da
             .first()
         )
     return _Partial(
-        _exact_sum(rollups, "value_sum") if event_count else Decimal(0),
+        value_sum,
         event_count,
         last[0] if last else None,
         (last[1], last[2]) if last else None,

@@ -161,9 +161,8 @@ def lines_to_credit(lines) -> list[LineToCredit]:
     ]
 
 
-def _apply_credits(invoice: Invoice, at: dt.datetime) -> None:
+def _apply_credits(invoice: Invoice, lines: list[InvoiceLineItem], at: dt.datetime) -> None:
     """Spend the customer's billing credits on the metered lines, before tax."""
-    lines = list(invoice.lines.select_related("price").order_by("pk"))
     applications = credits_apply(
         customer_id=invoice.customer_id,
         currency=invoice.currency,
@@ -201,16 +200,21 @@ def _next_number() -> str:
 
 
 def refresh_totals(invoice: Invoice) -> None:
-    lines = list(invoice.lines.all())
+    set_totals(invoice, list(invoice.lines.all()))
+
+
+def set_totals(invoice: Invoice, lines: list[InvoiceLineItem]) -> None:
     invoice.subtotal = sum(line.amount for line in lines)
     invoice.total_credits = sum(line.credits_applied for line in lines)
     invoice.total = invoice.subtotal
     invoice.amount_due = invoice.total - invoice.total_credits
 
 
-def _recompute_metered_lines(invoice: Invoice) -> None:
+def _recompute_metered_lines(invoice: Invoice, lines: list[InvoiceLineItem]) -> None:
     """Late events that arrived during the grace period count: quantities are re-read now."""
-    for line in invoice.lines.filter(kind=InvoiceLineItem.Kind.METERED).select_related("price"):
+    for line in lines:
+        if line.kind != InvoiceLineItem.Kind.METERED:
+            continue
         quantity = metered_quantity(
             price=line.price,
             customer=invoice.customer,
@@ -218,6 +222,8 @@ def _recompute_metered_lines(invoice: Invoice) -> None:
             end=line.period_end,
         )
         rated = rate_line(line.price, quantity)
+        if (rated.quantity, rated.amount) == (line.quantity, line.amount):
+            continue
         line.quantity = rated.quantity
         line.amount = rated.amount
         line.unrounded_amount = rated.unrounded_amount
@@ -230,15 +236,18 @@ def invoice_finalize(*, invoice: Invoice, actor: str, at: dt.datetime | None = N
     invoice = _lock(invoice)
     at = at or customer_now(invoice.customer)
     _require_draft(invoice, "be finalized")
-    if not invoice.lines.exists() and invoice.billing_reason == Invoice.BillingReason.MANUAL:
+    lines = list(
+        invoice.lines.select_related("price__meter").prefetch_related("price__tiers").order_by("pk")
+    )
+    if not lines and invoice.billing_reason == Invoice.BillingReason.MANUAL:
         raise BillingError(
             "This invoice has no line items; add at least one before sending it.",
             code="invoice_no_line_items",
         )
     if invoice.subscription_id:
-        _recompute_metered_lines(invoice)
-    _apply_credits(invoice, at)
-    refresh_totals(invoice)
+        _recompute_metered_lines(invoice, lines)
+    _apply_credits(invoice, lines, at)
+    set_totals(invoice, lines)
     invoice.number = _next_number()
     if invoice.collection_method == Subscription.CollectionMethod.SEND_INVOICE:
         invoice.due_date = at + dt.timedelta(days=invoice.days_until_due or 0)

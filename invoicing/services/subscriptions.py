@@ -18,6 +18,7 @@ from invoicing.services.invoices import (
     metered_quantity,
     rate_line,
     refresh_totals,
+    set_totals,
 )
 
 MAX_ITEMS = 20
@@ -291,7 +292,7 @@ def subscription_close_period(*, subscription: Subscription, at: dt.datetime) ->
     InvoiceLineItem.objects.bulk_create(lines)
     invoice.period_start, invoice.period_end = ended.start, ended.end
     invoice.finalize_after = ended.end + grace_period()
-    refresh_totals(invoice)
+    set_totals(invoice, lines)
     invoice.save()
     if ending:
         subscription.status = Subscription.Status.CANCELED
