@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBSCRIPTIONS = int(os.environ.get("BENCH_SUBSCRIPTIONS", "10000"))
@@ -208,14 +209,15 @@ def _preview_latency(customer, subscription) -> dict:
 
     _, secret = api_key_create(name="bench preview")
     client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    payload = {"customer": customer.public_id, "subscription": subscription.public_id}
-    first = client.post("/v1/invoices/create_preview", payload)
+    payload = urlencode({"customer": customer.public_id, "subscription": subscription.public_id})
+    form = "application/x-www-form-urlencoded"
+    first = client.post("/v1/invoices/create_preview", payload, content_type=form)
     assert first.status_code == 200, first.content
     body = first.json()
     timings = []
     for _ in range(PREVIEWS):
         started = time.perf_counter()
-        response = client.post("/v1/invoices/create_preview", payload)
+        response = client.post("/v1/invoices/create_preview", payload, content_type=form)
         timings.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200
     timings.sort()
