@@ -4,11 +4,34 @@ from django import forms
 from django.contrib import admin, messages
 
 from billing_site import services
+from billing_site.dashboard import admin_dashboard
 from billing_site.models import ApiKey
 
 admin.site.site_header = "Billing back office"
 admin.site.site_title = "Billing back office"
 admin.site.index_title = "Billing"
+
+
+# --- The dashboard on the admin index (templates/admin/index.html, billing_site/dashboard.py) --
+
+_plain_index = admin.site.index
+
+
+def _index_with_dashboard(request, extra_context=None):
+    """The admin index with the billing dashboard: only the sections the user may view."""
+
+    def can_view(model) -> bool:
+        return admin.site.is_registered(model) and admin.site.get_model_admin(
+            model
+        ).has_view_permission(request)
+
+    return _plain_index(
+        request,
+        extra_context={"dashboard": admin_dashboard(can_view=can_view), **(extra_context or {})},
+    )
+
+
+admin.site.index = _index_with_dashboard
 
 
 class ApiKeyAddForm(forms.ModelForm):

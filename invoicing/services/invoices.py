@@ -249,10 +249,9 @@ def invoice_finalize(*, invoice: Invoice, actor: str, at: dt.datetime | None = N
     _apply_credits(invoice, lines, at)
     set_totals(invoice, lines)
     invoice.number = _next_number()
+    # Only invoices sent for payment have a due date; charged automatically, as in Stripe, none.
     if invoice.collection_method == Subscription.CollectionMethod.SEND_INVOICE:
         invoice.due_date = at + dt.timedelta(days=invoice.days_until_due or 0)
-    else:
-        invoice.due_date = at
     invoice_transition(invoice=invoice, to_status=S.OPEN, actor=actor, at=at)
     if invoice.total == 0:
         # Nothing was billed at all: Stripe marks these paid at once. An invoice paid by credits
