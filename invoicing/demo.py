@@ -13,12 +13,16 @@ from billing_site import clock
 from catalog.models import Price, Product
 from catalog.services import Recurring, price_create, product_create
 from catalog.terms import build_price_terms
+from credits.services import credit_grant_create
 from invoicing.models import Customer, Invoice
 from invoicing.periods import period_boundary
 from invoicing.services import (
     ItemInput,
     billing_run,
     customer_create,
+    invoice_create,
+    invoice_finalize,
+    invoice_item_create,
     invoice_pay,
     subscription_create,
 )
@@ -114,7 +118,18 @@ DEMO_CUSTOMERS = [
         120,
     ),
     ("Bluebird Labs", "finance@bluebird.example", ["alpaca_ai_tokens"], "alpaca_ai_tokens", 1200),
+    (
+        "Orbital Enterprises",
+        "ap@orbital.example",
+        ["hypernian_monthly_fee", "hypernian_api_tokens"],
+        "hypernian_api_tokens",
+        2500,
+    ),
 ]
+# The enterprise contract of the credit-burndown model: prepay, then spend credits.
+PREPAID_CUSTOMER = "ap@orbital.example"
+PREPAYMENT = 10_000_000  # 100,000.00 USD
+PREPAID_CREDITS = 12_000_000  # 120,000.00 USD, for a year
 HISTORY_MONTHS = 3
 
 
@@ -123,6 +138,25 @@ class SeedSummary:
     events: int = 0
     subscriptions: int = 0
     invoices: int = 0
+
+
+def _prepay_and_grant(customer: Customer) -> None:
+    """A one-off invoice for the prepayment, paid, then credits granted from it."""
+    invoice = invoice_create(customer=customer, currency="usd", description="Enterprise contract")
+    invoice_item_create(invoice=invoice, description="Hypernian Credits", amount=PREPAYMENT)
+    invoice = invoice_finalize(invoice=invoice, actor="seed_demo")
+    invoice = invoice_pay(invoice=invoice, actor="seed_demo")
+    now = clock.now()
+    credit_grant_create(
+        customer=customer,
+        amount=PREPAID_CREDITS,
+        currency="usd",
+        category="paid",
+        name=f"Prepaid credits ({invoice.number})",
+        expires_at=now + dt.timedelta(days=365),
+        source_invoice=invoice,
+        now=now,
+    )
 
 
 def _month_start(moment: dt.datetime) -> dt.datetime:
@@ -148,6 +182,9 @@ def seed_billing_history(
         customer = Customer.objects.live().filter(email=email).first()
         if customer is None:
             customer = customer_create(name=name, email=email, description="Demo customer")
+        if email == PREPAID_CUSTOMER and not customer.credit_grants.exists():
+            with clock.frozen_at(anchor - dt.timedelta(days=2)):
+                _prepay_and_grant(customer)
         if not customer.subscriptions.exists():
             with clock.frozen_at(anchor):
                 subscription_create(

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from billing_site import clock
 from catalog.models import Price, Product
 from catalog.rating import rate
+from credits.models import CreditGrant
 from invoicing.models import Customer, Invoice, Subscription
 from metering.models import Meter, MeterEvent
 from metering.selectors import usage
@@ -35,13 +36,18 @@ def test_seed_demo_loads_the_docs_examples_once(capsys):
     assert Product.objects.count() == 2
     assert Price.objects.count() == 3
     assert Meter.objects.count() == 2
-    assert Customer.objects.count() == 3
-    assert Subscription.objects.filter(status="active").count() == 3
+    assert Customer.objects.count() == 4
+    assert Subscription.objects.filter(status="active").count() == 4
     # Three closed months and this one, 150 // 4 events a month for each customer.
-    assert MeterEvent.objects.count() == 3 * 4 * (150 // 4)
-    # A first invoice and three renewals each; everything but the latest renewal is paid.
-    assert Invoice.objects.count() == 12
-    assert Invoice.objects.filter(status="open").count() == 3
+    assert MeterEvent.objects.count() == 4 * 4 * (150 // 4)
+    # A first invoice and three renewals each, plus the enterprise prepayment; everything but
+    # the latest renewals is paid.
+    assert Invoice.objects.count() == 17
+    assert Invoice.objects.filter(status="open").count() == 4
+    prepayment = Invoice.objects.get(billing_reason="manual")
+    assert (prepayment.status, prepayment.total) == ("paid", 10_000_000)
+    grant = CreditGrant.objects.get(source_invoice=prepayment)
+    assert (grant.amount, grant.category) == (12_000_000, "paid")
     assert Invoice.objects.filter(status="draft").count() == 0
     out = capsys.readouterr().out
     assert (
