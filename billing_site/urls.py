@@ -5,6 +5,7 @@ from billing_site.api.base import UnrecognizedUrl
 from catalog import api as catalog_api
 from credits import api as credits_api
 from invoicing import api as invoicing_api
+from invoicing import portal_api
 from metering import api as metering_api
 
 api_v1 = [
@@ -65,6 +66,7 @@ api_v1 = [
         "test_helpers/test_clocks/<str:public_id>/advance",
         invoicing_api.TestClockAdvance.as_view(),
     ),
+    path("billing_portal/sessions", portal_api.BillingPortalSessionCollection.as_view()),
     re_path(r"^.*$", UnrecognizedUrl.as_view()),
 ]
 
@@ -78,4 +80,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("v1/", include(api_v1)),
     path("v2/", include(api_v2)),
+    path("portal/", include("invoicing.portal_urls")),
 ]

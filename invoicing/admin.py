@@ -21,15 +21,17 @@ Custom pages live in invoicing/admin_views.py, their forms in invoicing/admin_fo
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from billing_site import clock
 from billing_site.errors import BillingError
 from catalog.money import format_minor_units
-from invoicing import admin_views, services
+from invoicing import admin_views, portal, services
 from invoicing.admin_forms import (
     CustomerAddForm,
     SubscriptionChangeForm,
@@ -80,6 +82,47 @@ class CustomerAdmin(admin.ModelAdmin):
         "deleted_at",
     ]
     date_hierarchy = "created_at"
+    # The customer page plus a "Portal link" button (extends admin/invoicing/customer/...).
+    change_form_template = "portal/admin/customer_change_form.html"
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/portal-link/",
+                self.admin_site.admin_view(self.portal_link_view),
+                name="invoicing_customer_portal_link",
+            ),
+            *super().get_urls(),
+        ]
+
+    def portal_link_view(self, request, object_id):
+        """Sign a link to this customer's portal (on POST), show it once with its expiry, log it."""
+        customer = self.get_object(request, unquote(object_id))
+        if customer is None:
+            raise Http404("No such customer.")
+        if not self.has_change_permission(request, customer):
+            raise PermissionDenied
+        link = None
+        if request.method == "POST" and customer.deleted_at is None:
+            link = portal.portal_link_create(customer=customer)
+            # The URL is a credential: the log names the session and its expiry, not the token.
+            self.log_change(
+                request,
+                customer,
+                f"Created portal link {link.id}, valid until {link.expires_at:%Y-%m-%d %H:%M} UTC.",
+            )
+        context = admin_views.page_context(
+            self,
+            request,
+            title=f"Portal link for {customer}",
+            original=customer,
+            page_label="Portal link",
+            link=link,
+            url=request.build_absolute_uri(link.path) if link else None,
+            link_lifetime_minutes=portal.LINK_MAX_AGE // 60,
+            session_minutes=portal.SESSION_IDLE_SECONDS // 60,
+        )
+        return admin_views.render(self, request, "portal/admin/portal_link.html", context)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:

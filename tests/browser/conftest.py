@@ -14,9 +14,12 @@ import pytest
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
-# Playwright's sync API runs an event loop in this thread; the Django test database is still
-# used synchronously, one request at a time, so this is safe here.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+@pytest.fixture(autouse=True)
+def _allow_sync_orm_beside_playwright(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the Django test database is still
+    # used synchronously, one request at a time, so this is safe, for these tests only.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def pytest_collection_modifyitems(config, items):
