@@ -297,7 +297,9 @@ def _check_deploy(env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "DATABASE_URL"}
+        # DJANGO_ALLOW_ASYNC_UNSAFE is set for the browser tests; deploy checks flag it.
+        if key
+        not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
     }
     env.update({"DJANGO_SETTINGS_MODULE": "billing_site.settings.production", **env_overrides})
     return subprocess.run(

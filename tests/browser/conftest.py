@@ -14,12 +14,11 @@ import pytest
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
-
-@pytest.fixture(autouse=True)
-def _allow_sync_orm_beside_playwright(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the Django test database is still
-    # used synchronously, one request at a time, so this is safe, for these tests only.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+# Playwright's sync API keeps an event loop in the main thread for the whole session (the
+# browser is session-scoped), and Django refuses ORM calls there unless told it's safe. It is:
+# the test database is still used synchronously, one request at a time. It has to hold for the
+# whole run, since tests that run after the browser ones tear down their database here too.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def pytest_collection_modifyitems(config, items):
