@@ -142,7 +142,7 @@ def credit_grant_form_view(
         form = CreditGrantForm(request.POST, admin_site=site, customer=fixed_customer)
         if form.is_valid():
             with transaction.atomic():  # the grant and who made it, together
-                grant = _grant(form, source_invoice)
+                grant = _grant(form, source_invoice, request.user.get_username())
                 if grant is not None:
                     _log_grant(model_admin, request, grant, source_invoice)
             if grant is not None:
@@ -175,7 +175,7 @@ def credit_grant_form_view(
     return render(model_admin, request, "admin/credits/creditgrant/grant_form.html", context)
 
 
-def _grant(form: CreditGrantForm, source_invoice) -> CreditGrant | None:
+def _grant(form: CreditGrantForm, source_invoice, actor: str) -> CreditGrant | None:
     customer = form.grant_customer
     try:
         return services.credit_grant_create(
@@ -183,6 +183,7 @@ def _grant(form: CreditGrantForm, source_invoice) -> CreditGrant | None:
             source_invoice=source_invoice,
             used_currencies=selectors.subscription_currencies(customer),
             now=selectors.customer_now(customer),
+            actor=actor,
         )
     except BillingError as error:
         form.add_service_error(error)
@@ -262,7 +263,7 @@ def credit_grant_action_view(
         try:
             with transaction.atomic():  # the change and who made it, together
                 before = grant.transactions.order_by("-pk").values_list("pk", flat=True).first()
-                grant = action.service(grant=grant, at=at)
+                grant = action.service(grant=grant, at=at, actor=request.user.get_username())
                 # What the service debited (under its lock), not what the page showed.
                 debits = grant.transactions.filter(pk__gt=before or 0, reason=action.reason)
                 debited = money(sum(row.amount for row in debits), grant.currency)

@@ -77,6 +77,10 @@ def serialize_transaction(transaction: CreditBalanceTransaction) -> dict[str, An
     }
 
 
+def _actor(request) -> str:
+    return f"api ({request.api_key.name})"
+
+
 def _grants():
     return CreditGrant.objects.select_related("customer__test_clock").prefetch_related("prices")
 
@@ -165,6 +169,7 @@ class CreditGrantCollection(ApiView):
             metadata=merge_metadata({}, params.metadata()),
             used_currencies=selectors.subscription_currencies(customer),
             now=selectors.customer_now(customer),
+            actor=_actor(request),
         )
         return serialize_grant(_grants().get(pk=grant.pk))
 
@@ -182,7 +187,7 @@ class CreditGrantDetail(ApiView):
         metadata = params.metadata()
         if metadata is not None:
             changes["metadata"] = merge_metadata(grant.metadata, metadata)
-        services.credit_grant_update(grant=grant, **changes)
+        services.credit_grant_update(grant=grant, actor=_actor(request), **changes)
         return serialize_grant(_grants().get(pk=grant.pk))
 
 
@@ -194,9 +199,9 @@ class CreditGrantAction(ApiView):
         grant = get_by_public_id(_grants(), public_id, "billing.credit_grant")
         at = selectors.customer_now(grant.customer)
         if self.action == "void":
-            services.credit_grant_void(grant=grant, at=at)
+            services.credit_grant_void(grant=grant, at=at, actor=_actor(request))
         else:
-            services.credit_grant_expire(grant=grant, at=at)
+            services.credit_grant_expire(grant=grant, at=at, actor=_actor(request))
         return serialize_grant(_grants().get(pk=grant.pk))
 
 

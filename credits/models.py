@@ -113,3 +113,25 @@ class CreditBalanceTransaction(models.Model):
     @property
     def signed_amount(self) -> int:
         return self.amount if self.type == self.Type.CREDIT else -self.amount
+
+
+class CreditGrantEvent(models.Model):
+    """The audit trail of a grant: created, expiry changed, expired, voided; who and when."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        UPDATED = "updated", "Updated"
+        EXPIRED = "expired", "Expired"
+        VOIDED = "voided", "Voided"
+
+    grant = models.ForeignKey(CreditGrant, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    actor = models.CharField(max_length=150, help_text="'api (key name)', a user, or a job.")
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor}"

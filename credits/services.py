@@ -17,7 +17,7 @@ from django.db.models import Case, F, IntegerField, Q, Sum, When
 from billing_site import clock
 from billing_site.errors import BillingError
 from catalog.models import Price
-from credits.models import CreditBalanceTransaction, CreditGrant
+from credits.models import CreditBalanceTransaction, CreditGrant, CreditGrantEvent
 
 T = CreditBalanceTransaction
 MAX_SCOPED_PRICES = 20
@@ -263,6 +263,7 @@ def credit_grant_create(
     source_invoice=None,
     used_currencies: set[str] | None = None,
     now: dt.datetime | None = None,
+    actor: str = "api",
 ) -> CreditGrant:
     """Grant credits. `used_currencies` are the customer's subscription currencies, if any."""
     now = now or clock.now()
@@ -346,7 +347,15 @@ def credit_grant_create(
         effective_at=effective_at,
         created_at=now,
     )
+    source = f" from invoice {source_invoice.number}" if source_invoice is not None else ""
+    _record(grant, CreditGrantEvent.Action.CREATED, actor, now, f"{amount} {currency}{source}")
     return grant
+
+
+def _record(grant: CreditGrant, action: str, actor: str, at: dt.datetime, note: str = "") -> None:
+    CreditGrantEvent.objects.create(
+        grant=grant, action=action, actor=actor[:150], note=note[:500], created_at=at
+    )
 
 
 def _lock_grant(grant: CreditGrant) -> CreditGrant:
@@ -370,22 +379,27 @@ def _debit_remaining(grant: CreditGrant, reason: str, at: dt.datetime) -> int:
 
 
 @transaction.atomic
-def credit_grant_void(*, grant: CreditGrant, at: dt.datetime | None = None) -> CreditGrant:
+def credit_grant_void(
+    *, grant: CreditGrant, at: dt.datetime | None = None, actor: str = "api"
+) -> CreditGrant:
     grant = _lock_grant(grant)
     at = at or clock.now()
     if grant.voided_at is not None:
         raise BillingError(
             f"Credit grant {grant.public_id} is already voided.", code="grant_voided"
         )
-    _debit_remaining(grant, T.Reason.CREDITS_VOIDED, at)
+    debited = _debit_remaining(grant, T.Reason.CREDITS_VOIDED, at)
     grant.voided_at = at
     grant.updated_at = at
     grant.save(update_fields=["voided_at", "updated_at"])
+    _record(grant, CreditGrantEvent.Action.VOIDED, actor, at, f"{debited} debited")
     return grant
 
 
 @transaction.atomic
-def credit_grant_expire(*, grant: CreditGrant, at: dt.datetime | None = None) -> CreditGrant:
+def credit_grant_expire(
+    *, grant: CreditGrant, at: dt.datetime | None = None, actor: str = "api"
+) -> CreditGrant:
     """Expire now (or at `at`): what remains is debited, once."""
     grant = _lock_grant(grant)
     at = at or clock.now()
@@ -396,11 +410,12 @@ def credit_grant_expire(*, grant: CreditGrant, at: dt.datetime | None = None) ->
         )
     if grant.expired_at is not None:
         raise BillingError(f"Credit grant {grant.public_id} has already expired.")
-    _debit_remaining(grant, T.Reason.CREDITS_EXPIRED, at)
+    debited = _debit_remaining(grant, T.Reason.CREDITS_EXPIRED, at)
     grant.expires_at = min(grant.expires_at or at, at)
     grant.expired_at = at
     grant.updated_at = at
     grant.save(update_fields=["expires_at", "expired_at", "updated_at"])
+    _record(grant, CreditGrantEvent.Action.EXPIRED, actor, at, f"{debited} debited, expired now")
     return grant
 
 
@@ -410,6 +425,7 @@ def credit_grant_update(
     grant: CreditGrant,
     expires_at: dt.datetime | type[...] | None = ...,
     metadata: dict[str, str] | None = None,
+    actor: str = "api",
 ) -> CreditGrant:
     grant = _lock_grant(grant)
     if expires_at is not ...:
@@ -425,6 +441,14 @@ def credit_grant_update(
         grant.metadata = metadata
     grant.updated_at = clock.now()
     grant.save()
+    if expires_at is not ...:
+        _record(
+            grant,
+            CreditGrantEvent.Action.UPDATED,
+            actor,
+            grant.updated_at,
+            f"expires_at set to {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "no expiry",
+        )
     return grant
 
 
@@ -448,10 +472,11 @@ def credit_grants_expire_due(
             grant = _lock_grant(CreditGrant(pk=grant_id, customer_id=_customer_of(grant_id)))
             if grant.expired_at is not None or grant.voided_at is not None:
                 continue
-            _debit_remaining(grant, T.Reason.CREDITS_EXPIRED, grant.expires_at)
+            debited = _debit_remaining(grant, T.Reason.CREDITS_EXPIRED, grant.expires_at)
             grant.expired_at = grant.expires_at
             grant.updated_at = at
             grant.save(update_fields=["expired_at", "updated_at"])
+            _record(grant, CreditGrantEvent.Action.EXPIRED, "billing run", at, f"{debited} debited")
             count += 1
     return count
 

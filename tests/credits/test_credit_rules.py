@@ -320,3 +320,24 @@ def test_concurrent_finalizations_never_spend_a_credit_twice(transactional_db):
         for balance in grant_balances(CreditGrant.objects.values_list("pk", flat=True)).values()
     )
     assert sum(Invoice.objects.filter(status="open").values_list("amount_due", flat=True)) == 9_000
+
+
+@pytest.mark.django_db
+def test_every_grant_change_is_recorded_with_who_made_it(api):
+    customer = CustomerFactory()
+    created = api.post(
+        "/v1/billing/credit_grants",
+        {
+            "customer": customer.public_id,
+            "category": "promotional",
+            "amount": {"type": "monetary", "monetary": {"currency": "usd", "value": 500}},
+            "applicability_config": {"scope": {"price_type": "metered"}},
+        },
+    ).json()
+    api.post(f"/v1/billing/credit_grants/{created['id']}", {"metadata": {"crm": "1"}})
+    api.post(f"/v1/billing/credit_grants/{created['id']}/void")
+    grant = CreditGrant.objects.get(public_id=created["id"])
+    assert list(grant.events.values_list("action", "actor", "note")) == [
+        ("created", "api (tests)", "500 USD"),
+        ("voided", "api (tests)", "500 debited"),
+    ]
