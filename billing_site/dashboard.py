@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import urlencode
 
-from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Q, Subquery, Sum
+from django.db.models import BigIntegerField, Count, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import TruncMonth
 from django.urls import reverse
 from django.utils.safestring import SafeString
@@ -26,10 +26,10 @@ from catalog.money import format_minor_units, from_minor_units
 from credits.models import CreditGrant
 from credits.selectors import grants_expiring
 from credits.services import grant_balances
-from invoicing.models import BillingRunFailure, Invoice, InvoiceLineItem
+from invoicing.models import BillingRunFailure, Invoice
+from invoicing.selectors import late_usage_lines
 from metering.charts import bar_chart_svg, format_value
-from metering.ingest import ACCEPTANCE_WINDOW_PAST
-from metering.models import Meter, MeterEvent, MeterUsageRollup
+from metering.models import Meter, MeterUsageRollup
 from metering.selectors import usage_by_window
 
 DRAFTS_LISTED = 5
@@ -250,31 +250,8 @@ def _next_drafts(now: dt.datetime) -> list[Link]:
     return rows
 
 
-def late_usage_lines(now: dt.datetime):
-    """Metered lines of finalized invoices with uncancelled events that arrived afterwards.
-
-    The same rule as `invoicing.selectors.late_usage()` (a test holds them equal), as one query
-    with EXISTS: that function runs one query per line, too many for a page everyone opens.
-    """
-    late_events = MeterEvent.objects.filter(
-        meter_id=OuterRef("price__meter_id"),
-        customer_id=OuterRef("invoice__customer_id"),
-        timestamp__gte=OuterRef("period_start"),
-        timestamp__lt=OuterRef("period_end"),
-        received_at__gt=OuterRef("invoice__finalized_at"),
-        cancelled_at__isnull=True,
-    )
-    return InvoiceLineItem.objects.filter(
-        Q(period_end__gte=now - ACCEPTANCE_WINDOW_PAST - dt.timedelta(days=1))
-        | Q(invoice__customer__test_clock__isnull=False),
-        Exists(late_events),
-        kind=InvoiceLineItem.Kind.METERED,
-        invoice__finalized_at__isnull=False,
-    )
-
-
 def _late_usage_card(now: dt.datetime) -> Card:
-    count = late_usage_lines(now).order_by()[: LATE_USAGE_CAP + 1].count()
+    count = late_usage_lines(now=now).order_by()[: LATE_USAGE_CAP + 1].count()
     shown = f"{LATE_USAGE_CAP}+" if count > LATE_USAGE_CAP else str(count)
     return Card(
         key="late-usage",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 
 from billing_site import clock
 from billing_site.errors import BillingError
@@ -152,33 +152,47 @@ class LateUsage:
     late_events: int
 
 
-def late_usage(*, limit: int = 200) -> list[LateUsage]:
-    """Usage that arrived after its period's invoice was finalized: stored, not billed.
+def _late_events():
+    """Uncancelled events of a line's meter and customer, inside its service period, that arrived
+    after its invoice was finalized (correlated to the outer InvoiceLineItem)."""
+    return MeterEvent.objects.filter(
+        meter_id=OuterRef("price__meter_id"),
+        customer_id=OuterRef("invoice__customer_id"),
+        timestamp__gte=OuterRef("period_start"),
+        timestamp__lt=OuterRef("period_end"),
+        received_at__gt=OuterRef("invoice__finalized_at"),
+        cancelled_at__isnull=True,
+    )
 
-    Only invoices whose metered periods ended within the 35-day acceptance window can receive
-    late events, so only those are checked.
+
+def late_usage_lines(*, now: dt.datetime) -> QuerySet[InvoiceLineItem]:
+    """Metered lines of finalized invoices that have late usage: stored, not billed.
+
+    Only lines whose periods ended within the 35-day acceptance window (or whose customer is on
+    a test clock) can still receive events, so only those are checked.
     """
+    return InvoiceLineItem.objects.filter(
+        Q(period_end__gte=now - ACCEPTANCE_WINDOW_PAST - dt.timedelta(days=1))
+        | Q(invoice__customer__test_clock__isnull=False),
+        Exists(_late_events()),
+        kind=InvoiceLineItem.Kind.METERED,
+        invoice__finalized_at__isnull=False,
+    )
+
+
+def late_usage(*, limit: int = 200) -> list[LateUsage]:
+    """Late usage per invoice line, with its quantity and event count, in one query."""
+    per_line = _late_events().order_by().values("meter_id")
     lines = (
-        InvoiceLineItem.objects.filter(
-            Q(period_end__gte=clock.now() - ACCEPTANCE_WINDOW_PAST - dt.timedelta(days=1))
-            | Q(invoice__customer__test_clock__isnull=False),
-            kind=InvoiceLineItem.Kind.METERED,
-            invoice__finalized_at__isnull=False,
+        late_usage_lines(now=clock.now())
+        .annotate(
+            late_quantity=Subquery(per_line.annotate(total=Sum("value")).values("total")[:1]),
+            late_events=Subquery(per_line.annotate(total=Count("pk")).values("total")[:1]),
         )
         .select_related("invoice__customer", "price__meter")
-        .order_by("-invoice__finalized_at")[:2000]
+        .order_by("-invoice__finalized_at", "pk")[:limit]
     )
-    found: list[LateUsage] = []
-    for line in lines:
-        late = MeterEvent.objects.filter(
-            Q(meter=line.price.meter, customer=line.invoice.customer)
-            & Q(timestamp__gte=line.period_start, timestamp__lt=line.period_end)
-            & Q(received_at__gt=line.invoice.finalized_at, cancelled_at__isnull=True)
-        ).aggregate(quantity=Sum("value"), events=Count("pk"))
-        if late["events"]:
-            found.append(
-                LateUsage(line.invoice, line, late["quantity"] or Decimal(0), late["events"])
-            )
-            if len(found) >= limit:
-                break
-    return found
+    return [
+        LateUsage(line.invoice, line, line.late_quantity or Decimal(0), line.late_events or 0)
+        for line in lines
+    ]

@@ -14,11 +14,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing_site import clock
-from billing_site.dashboard import late_usage_lines
 from credits.services import credit_grant_create
 from invoicing import services
 from invoicing.models import BillingRunFailure, Invoice
-from invoicing.selectors import late_usage
+from invoicing.selectors import late_usage, late_usage_lines
 from invoicing.services import ItemInput
 from metering.ingest import meter_event_create
 from tests.factories import (
@@ -234,7 +233,7 @@ def test_late_usage_grants_and_failures_cards_link_to_their_filtered_lists(admin
 
     assert count_link(response, "card-late-usage") == ("1", f"{INVOICES}late-usage/")
     with clock.frozen_at(NOW):
-        assert len(late_usage_lines(NOW)) == len(late_usage()) == 1
+        assert len(late_usage_lines(now=NOW)) == len(late_usage()) == 1
 
     number, url = count_link(response, "card-expiring-grants")
     assert number == "1"
