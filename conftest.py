@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# Fixtures for admin page tests (staff with a role): tests/admin_pages.py.
+pytest_plugins = ["tests.admin_pages"]
+
 
 @pytest.fixture
 def api_secret(db) -> str:

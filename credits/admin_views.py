@@ -24,10 +24,10 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from billing_site.admin_pages import page_context, render
 from billing_site.errors import BillingError
 from catalog.money import format_minor_units
 from credits import selectors, services
@@ -39,26 +39,6 @@ MAX_LEDGER_ROWS_ON_GRANT_PAGE = 100
 
 
 # --- Shared helpers --------------------------------------------------------------------------
-
-
-def page_context(model_admin, request: HttpRequest, *, title: str, **extra: Any) -> dict:
-    """What every custom page needs: the site's context, the model's opts and breadcrumbs."""
-    return {
-        **model_admin.admin_site.each_context(request),
-        "title": title,
-        "subtitle": None,
-        "opts": model_admin.opts,
-        "app_label": model_admin.opts.app_label,
-        "has_view_permission": model_admin.has_view_permission(request),
-        "is_popup": False,
-        "media": model_admin.media,
-        **extra,
-    }
-
-
-def render(model_admin, request: HttpRequest, template: str, context: dict) -> TemplateResponse:
-    request.current_app = model_admin.admin_site.name
-    return TemplateResponse(request, template, context)
 
 
 def change_url(obj) -> str:

@@ -41,6 +41,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from billing_site.admin_forms import add_billing_error
+from billing_site.admin_pages import page_context, render
 from billing_site.errors import BillingError
 from catalog.money import format_minor_units, from_minor_units
 from credits import admin_views as credits_admin_views
@@ -73,26 +74,6 @@ MAX_LEDGER_ROWS_ON_CUSTOMER_PAGE = 20
 
 
 # --- Shared helpers --------------------------------------------------------------------------
-
-
-def page_context(model_admin, request: HttpRequest, *, title: str, **extra: Any) -> dict:
-    """What every custom page needs: the site's context, the model's opts and breadcrumbs."""
-    return {
-        **model_admin.admin_site.each_context(request),
-        "title": title,
-        "subtitle": None,
-        "opts": model_admin.opts,
-        "app_label": model_admin.opts.app_label,
-        "has_view_permission": model_admin.has_view_permission(request),
-        "is_popup": False,
-        "media": model_admin.media,
-        **extra,
-    }
-
-
-def render(model_admin, request: HttpRequest, template: str, context: dict) -> TemplateResponse:
-    request.current_app = model_admin.admin_site.name
-    return TemplateResponse(request, template, context)
 
 
 def admin_form(form, fieldsets=None) -> helpers.AdminForm:

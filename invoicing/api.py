@@ -441,17 +441,7 @@ def serialize_line(line: InvoiceLineItem) -> dict[str, Any]:
             else []
         ),
         "price": line.price.public_id if line.price_id else None,
-        "pricing": {
-            "type": "price_details",
-            "price_details": (
-                {"price": line.price.public_id, "product": line.price.product.public_id}
-                if line.price_id
-                else None
-            ),
-            "unit_amount_decimal": (
-                decimal_string(line.price.unit_amount_decimal) if line.price_id else None
-            ),
-        },
+        "pricing": _pricing(line),
         "quantity": int(line.quantity) if line.quantity == int(line.quantity) else None,
         "quantity_decimal": decimal_string(line.quantity),
         "subscription": invoice.subscription.public_id if invoice.subscription_id else None,
@@ -459,6 +449,17 @@ def serialize_line(line: InvoiceLineItem) -> dict[str, Any]:
         "taxes": [],
         "tier_breakdown": line.tier_breakdown,
         "unrounded_amount_decimal": decimal_string(line.unrounded_amount),
+    }
+
+
+def _pricing(line: InvoiceLineItem) -> dict[str, Any]:
+    price = line.price
+    return {
+        "type": "price_details",
+        "price_details": (
+            {"price": price.public_id, "product": price.product.public_id} if price else None
+        ),
+        "unit_amount_decimal": decimal_string(price.unit_amount_decimal) if price else None,
     }
 
 
@@ -781,17 +782,7 @@ def serialize_invoice_item(line: InvoiceLineItem) -> dict[str, Any]:
         "livemode": False,
         "metadata": line.metadata,
         "period": _period(line.period_start, line.period_end),
-        "pricing": {
-            "type": "price_details",
-            "price_details": (
-                {"price": line.price.public_id, "product": line.price.product.public_id}
-                if line.price_id
-                else None
-            ),
-            "unit_amount_decimal": (
-                decimal_string(line.price.unit_amount_decimal) if line.price_id else None
-            ),
-        },
+        "pricing": _pricing(line),
         "proration": False,
         "quantity": int(line.quantity),
         "tax_rates": [],

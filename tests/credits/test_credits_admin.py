@@ -11,19 +11,18 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
-from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing_site import clock
 from billing_site.errors import BillingError
-from billing_site.roles import OPERATOR, VIEWER
 from credits.models import CreditBalanceTransaction, CreditGrant
 from credits.services import credit_grant_create
 from invoicing import services
 from invoicing.models import Invoice, Subscription
 from invoicing.services import ItemInput, billing_run
 from metering.ingest import meter_event_create
+from tests.admin_pages import JAN_15, get, post, text
 from tests.factories import (
     CustomerFactory,
     MeterFactory,
@@ -36,7 +35,6 @@ pytestmark = pytest.mark.django_db
 
 JAN_1 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 JAN_10 = dt.datetime(2026, 1, 10, tzinfo=dt.UTC)
-JAN_15 = dt.datetime(2026, 1, 15, tzinfo=dt.UTC)
 FEB_1 = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 NEXT_JAN_1 = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
 NEXT_JAN_15 = dt.datetime(2027, 1, 15, tzinfo=dt.UTC)
@@ -49,50 +47,6 @@ T = CreditBalanceTransaction
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def staff(db):
-    def make(role: str) -> User:
-        user = User.objects.create_user(
-            f"{role.split()[-1]}-{User.objects.count()}", password="pw", is_staff=True
-        )
-        user.groups.add(Group.objects.get(name=role))
-        return user
-
-    return make
-
-
-@pytest.fixture
-def operator(client, staff) -> User:
-    user = staff(OPERATOR)
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
-def viewer(client, staff) -> User:
-    user = staff(VIEWER)
-    client.force_login(user)
-    return user
-
-
-def get(client, url, data=None, *, at=JAN_15):
-    with clock.frozen_at(at):
-        return client.get(url, data)
-
-
-def post(client, url, data, *, at=JAN_15):
-    with clock.frozen_at(at):
-        return client.post(url, data)
-
-
-def text(response) -> str:
-    """The page as a reader sees it: tags dropped, entities decoded, whitespace collapsed."""
-    body = re.sub(
-        r"<script.*?</script>|<style.*?</style>", " ", response.content.decode(), flags=re.S
-    )
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
 
 
 def section(response, element_id: str) -> str:

@@ -11,10 +11,8 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
-from django.contrib.auth.models import Group, User
 
 from billing_site import clock
-from billing_site.roles import OPERATOR, VIEWER
 from catalog.rating import PriceTerms
 from catalog.services import price_archive, price_create
 from invoicing import services
@@ -28,6 +26,7 @@ from invoicing.models import (
 from invoicing.models import TestClock as SimulationClock  # "Test…" would be collected
 from invoicing.services import ItemInput
 from metering.ingest import meter_event_create
+from tests.admin_pages import JAN_15, get, post, text
 from tests.factories import (
     CustomerFactory,
     MeterFactory,
@@ -39,7 +38,6 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 JAN_1 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-JAN_15 = dt.datetime(2026, 1, 15, tzinfo=dt.UTC)
 FEB_1 = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 
 SUBSCRIPTIONS = "/admin/invoicing/subscription/"
@@ -49,50 +47,6 @@ TEST_CLOCKS = "/admin/invoicing/testclock/"
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def staff(db):
-    def make(role: str) -> User:
-        user = User.objects.create_user(
-            f"{role.split()[-1]}-{User.objects.count()}", password="pw", is_staff=True
-        )
-        user.groups.add(Group.objects.get(name=role))
-        return user
-
-    return make
-
-
-@pytest.fixture
-def operator(client, staff) -> User:
-    user = staff(OPERATOR)
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
-def viewer(client, staff) -> User:
-    user = staff(VIEWER)
-    client.force_login(user)
-    return user
-
-
-def get(client, url, data=None, *, at=JAN_15):
-    with clock.frozen_at(at):
-        return client.get(url, data)
-
-
-def post(client, url, data, *, at=JAN_15):
-    with clock.frozen_at(at):
-        return client.post(url, data)
-
-
-def text(response) -> str:
-    """The page as a reader sees it: tags dropped, entities decoded, whitespace collapsed."""
-    body = re.sub(
-        r"<script.*?</script>|<style.*?</style>", " ", response.content.decode(), flags=re.S
-    )
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
 
 
 def messages_of(response) -> list[str]:
