@@ -26,3 +26,24 @@ def page_context(model_admin, request: HttpRequest, *, title: str, **extra: Any)
 def render(model_admin, request: HttpRequest, template: str, context: dict) -> TemplateResponse:
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, template, context)
+
+
+def timestamp_set_filter(*, title: str, parameter: str, field: str, unset: str, is_set: str):
+    """A list filter on whether a timestamp field is set ("resolved", "cancelled", "deleted").
+
+    The URL values are `no` (unset) and `yes` (set), so links like `?resolved=no` stay stable.
+    """
+    from django.contrib import admin
+
+    class TimestampSetFilter(admin.SimpleListFilter):
+        def lookups(self, request, model_admin):
+            return [("no", unset), ("yes", is_set)]
+
+        def queryset(self, request, queryset):
+            if self.value() in ("no", "yes"):
+                return queryset.filter(**{f"{field}__isnull": self.value() == "no"})
+            return queryset
+
+    TimestampSetFilter.title = title
+    TimestampSetFilter.parameter_name = parameter
+    return TimestampSetFilter

@@ -29,6 +29,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from billing_site import clock
+from billing_site.admin_pages import timestamp_set_filter
 from billing_site.errors import BillingError
 from catalog.money import format_minor_units
 from invoicing import admin_views, portal, services
@@ -46,19 +47,9 @@ def _link(obj, label=None) -> str:
     return format_html('<a href="{}">{}</a>', admin_views.change_url(obj), label or obj)
 
 
-class DeletedFilter(admin.SimpleListFilter):
-    title = "status"
-    parameter_name = "deleted"
-
-    def lookups(self, request, model_admin):
-        return [("no", "Live"), ("yes", "Deleted")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "no":
-            return queryset.filter(deleted_at__isnull=True)
-        if self.value() == "yes":
-            return queryset.filter(deleted_at__isnull=False)
-        return queryset
+DeletedFilter = timestamp_set_filter(
+    title="status", parameter="deleted", field="deleted_at", unset="Live", is_set="Deleted"
+)
 
 
 # --- Customers -------------------------------------------------------------------------------
@@ -573,19 +564,13 @@ class TestClockAdmin(admin.ModelAdmin):
 # --- Billing run failures --------------------------------------------------------------------
 
 
-class ResolvedFilter(admin.SimpleListFilter):
-    title = "resolved"
-    parameter_name = "resolved"
-
-    def lookups(self, request, model_admin):
-        return [("no", "Unresolved"), ("yes", "Resolved")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "no":
-            return queryset.filter(resolved_at__isnull=True)
-        if self.value() == "yes":
-            return queryset.filter(resolved_at__isnull=False)
-        return queryset
+ResolvedFilter = timestamp_set_filter(
+    title="resolved",
+    parameter="resolved",
+    field="resolved_at",
+    unset="Unresolved",
+    is_set="Resolved",
+)
 
 
 @admin.register(BillingRunFailure)

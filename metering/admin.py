@@ -28,6 +28,7 @@ from django.utils.html import format_html
 
 from billing_site import clock
 from billing_site.admin_forms import add_billing_error
+from billing_site.admin_pages import timestamp_set_filter
 from billing_site.errors import BillingError
 from metering import services
 from metering.admin_forms import SendTestEventForm, UsageChartForm
@@ -312,19 +313,13 @@ def _events_url(*, meter: Meter, customer=None) -> str:
 # --- Meter events -----------------------------------------------------------------------------
 
 
-class CancelledFilter(admin.SimpleListFilter):
-    title = "cancelled"
-    parameter_name = "cancelled"
-
-    def lookups(self, request, model_admin):
-        return [("no", "No (counted)"), ("yes", "Yes")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "no":
-            return queryset.filter(cancelled_at__isnull=True)
-        if self.value() == "yes":
-            return queryset.filter(cancelled_at__isnull=False)
-        return queryset
+CancelledFilter = timestamp_set_filter(
+    title="cancelled",
+    parameter="cancelled",
+    field="cancelled_at",
+    unset="No (counted)",
+    is_set="Yes",
+)
 
 
 class CustomerFilter(admin.SimpleListFilter):
