@@ -4,10 +4,11 @@ import datetime as dt
 import hashlib
 import secrets
 
+from django.conf import settings
 from django.db import connection
 
 from billing_site import clock
-from billing_site.models import ApiKey
+from billing_site.models import ApiKey, IdempotencyKey
 
 SECRET_KEY_PREFIX = "sk_"
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
@@ -64,3 +65,12 @@ def api_key_authenticate(*, secret: str) -> ApiKey | None:
 
 def api_key_revoke(*, api_key: ApiKey) -> None:
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=clock.now())
+
+
+def idempotency_keys_purge(*, now: dt.datetime | None = None) -> int:
+    """Forget stored responses older than the replay window (`Idempotency-Key` retention)."""
+    cutoff = (now or clock.now()) - dt.timedelta(
+        hours=settings.BILLING_API_IDEMPOTENCY_KEY_TTL_HOURS
+    )
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -125,8 +125,12 @@ class Price(models.Model):
         indexes = [models.Index(fields=["product", "active"], name="price_product_active_idx")]
 
     def __str__(self) -> str:
-        label = self.nickname or self.product.name
-        return f"{label} ({self.public_id})"
+        return f"{self.display_name} ({self.public_id})"
+
+    @property
+    def display_name(self) -> str:
+        """The price's nickname, or its product's name."""
+        return self.nickname or self.product.name
 
     @property
     def is_metered(self) -> bool:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import models
 
 from billing_site.ids import PublicIdField
@@ -64,6 +66,31 @@ class CreditGrant(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.public_id
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.public_id})" if self.name else self.public_id
+
+    def is_expired_at(self, at: dt.datetime) -> bool:
+        """Expired by `at`: debited as expired already, or past `expires_at` (end exclusive)."""
+        return self.expired_at is not None or (
+            self.expires_at is not None and self.expires_at <= at
+        )
+
+    def status_at(self, at: dt.datetime) -> str:
+        """One of STATUS_*: voided, expired, scheduled (not yet effective) or active."""
+        if self.voided_at is not None:
+            return self.STATUS_VOIDED
+        if self.is_expired_at(at):
+            return self.STATUS_EXPIRED
+        if self.effective_at > at:
+            return self.STATUS_SCHEDULED
+        return self.STATUS_ACTIVE
+
+    STATUS_ACTIVE = "active"
+    STATUS_SCHEDULED = "scheduled"
+    STATUS_EXPIRED = "expired"
+    STATUS_VOIDED = "voided"
 
 
 class CreditBalanceTransaction(models.Model):

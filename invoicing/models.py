@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import models
 
+from billing_site import clock
 from billing_site.ids import PublicIdField
 
 
@@ -62,6 +65,12 @@ class Customer(models.Model):
     def __str__(self) -> str:
         label = self.name or self.email or self.public_id
         return f"{label} (deleted)" if self.deleted_at else label
+
+    def billing_now(self) -> dt.datetime:
+        """The customer's billing time: its test clock's frozen time, or the real clock."""
+        if self.test_clock_id is not None:
+            return self.test_clock.frozen_time
+        return clock.now()
 
 
 class Subscription(models.Model):
@@ -204,6 +213,11 @@ class Invoice(models.Model):
         ]
 
     def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        """What people call the invoice: its number once finalized, its id while a draft."""
         return self.number or self.public_id
 
     @property

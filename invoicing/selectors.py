@@ -5,33 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 
 from billing_site import clock
 from billing_site.errors import BillingError
-from catalog.models import Price
 from credits.services import LineToCredit, plan_applications
 from invoicing.models import Customer, Invoice, InvoiceLineItem, Subscription
 from invoicing.periods import Period, next_period
-from invoicing.services.invoices import customer_now, metered_quantity, rate_line
+from invoicing.services.lines import PlannedLine, plan_items, plan_period_lines, usage_by_item
 from metering.ingest import ACCEPTANCE_WINDOW_PAST
 from metering.models import MeterEvent
 
-
-@dataclass(frozen=True)
-class PreviewLine:
-    kind: str
-    description: str
-    price: Price
-    quantity: Decimal
-    amount: int
-    unrounded_amount: Decimal
-    tier_breakdown: list[dict[str, Any]]
-    period: Period
-    subscription_item_public_id: str
-    credits_applied: int = 0
+# The preview's lines are the planner's lines, with the credits finalization would apply.
+PreviewLine = PlannedLine
 
 
 @dataclass
@@ -77,7 +64,7 @@ def invoice_preview(*, customer: Customer, subscription: Subscription) -> Invoic
             param="subscription",
             code="subscription_canceled",
         )
-    now = customer_now(customer)
+    now = customer.billing_now()
     current = Period(subscription.current_period_start, subscription.current_period_end)
     usage_end = min(max(now, current.start + dt.timedelta(seconds=1)), current.end)
     following = next_period(
@@ -86,42 +73,21 @@ def invoice_preview(*, customer: Customer, subscription: Subscription) -> Invoic
         subscription.interval,
         subscription.interval_count,
     )
+    items = plan_items(subscription)
     preview = InvoicePreview(
         customer=customer,
         subscription=subscription,
         currency=subscription.currency,
         period=current,
         created=now,
+        lines=plan_period_lines(
+            items=items,
+            usage_period=current,
+            usage=usage_by_item(items, customer_id=customer.pk, start=current.start, end=usage_end),
+            fee_period=None if subscription.cancel_at_period_end else following,
+            preview=True,
+        ),
     )
-    items = subscription.items.select_related("price__product", "price__meter").prefetch_related(
-        "price__tiers"
-    )
-    for item in items:
-        name = item.price.nickname or item.price.product.name
-        if item.price.is_metered:
-            quantity = metered_quantity(
-                price=item.price, customer=customer, start=current.start, end=usage_end
-            )
-            kind, period, description = "metered", current, f"{name}: usage so far"
-        elif subscription.cancel_at_period_end:
-            continue
-        else:
-            quantity, kind, period = Decimal(item.quantity), "licensed", following
-            description = f"{item.quantity} x {name} (next period)"
-        rated = rate_line(item.price, quantity)
-        preview.lines.append(
-            PreviewLine(
-                kind=kind,
-                description=description,
-                price=item.price,
-                quantity=rated.quantity,
-                amount=rated.amount,
-                unrounded_amount=rated.unrounded_amount,
-                tier_breakdown=rated.tier_breakdown,
-                period=period,
-                subscription_item_public_id=item.public_id,
-            )
-        )
     _plan_credits(preview, now)
     return preview
 

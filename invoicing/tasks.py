@@ -8,6 +8,7 @@ from billing_site import clock
 from invoicing.models import TestClock
 from invoicing.services import test_clock_advance
 from invoicing.services.billing_run import (
+    billing_run,
     close_subscription_periods,
     due_draft_ids,
     due_subscription_ids,
@@ -16,8 +17,19 @@ from invoicing.services.billing_run import (
 
 
 @shared_task
-def billing_run_task() -> dict:
-    """Beat, every minute: fan out one task per due subscription and per due draft."""
+def billing_run_task(inline: bool = False) -> dict:
+    """Every minute: close every ended period and finalize every draft past its grace period.
+
+    Under beat, one task per due subscription and per due draft (workers share the load);
+    inline (`run_billing`), the same services in this process, failures collected.
+    """
+    if inline:
+        summary = billing_run()
+        return {
+            "periods_closed": summary.periods_closed,
+            "invoices_finalized": summary.invoices_finalized,
+            "failures": summary.failures,
+        }
     at = clock.now()
     subscriptions = due_subscription_ids(at=at)
     drafts = due_draft_ids(at=at)

@@ -9,7 +9,7 @@ from metering.partitions import ensure_meter_event_partitions
 
 
 @shared_task
-def meter_event_maintenance_task() -> dict:
+def meter_event_maintenance_task(inline: bool = False) -> dict:
     """Daily: keep the month partitions ahead of time and forget identifiers past retention."""
     created = ensure_meter_event_partitions()
     purged = purge_expired_identifiers()

@@ -102,11 +102,18 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # The one place schedules are defined; django-celery-beat copies them into the database, where
 # staff can see and edit them in the admin.
+# It is also the one list of due work: `manage.py run_billing` runs exactly these, in this order
+# (billing_site/jobs.py). Each task lives in its app's tasks.py.
 CELERY_BEAT_SCHEDULE: dict = {
-    "billing-run": {"task": "invoicing.tasks.billing_run_task", "schedule": 60.0},
     "meter-event-maintenance": {
         "task": "metering.tasks.meter_event_maintenance_task",
         "schedule": 24 * 3600.0,
+    },
+    "credit-grant-expiry": {"task": "credits.tasks.expire_credit_grants_task", "schedule": 60.0},
+    "billing-run": {"task": "invoicing.tasks.billing_run_task", "schedule": 60.0},
+    "idempotency-key-purge": {
+        "task": "billing_site.tasks.purge_idempotency_keys_task",
+        "schedule": 3600.0,
     },
 }
 

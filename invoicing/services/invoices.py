@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from billing_site import clock
-from billing_site.api.render import decimal_string
 from billing_site.errors import BillingError
 from billing_site.ids import generate_public_id
 from catalog.models import Price
-from catalog.money import round_to_minor_unit
-from catalog.rating import Rating, rate
 from catalog.services import validate_currency
 from credits.services import LineToCredit, credits_apply, credits_reinstate
 from invoicing.models import (
@@ -27,7 +21,7 @@ from invoicing.models import (
     InvoiceNumberSequence,
     Subscription,
 )
-from metering.selectors import usage
+from invoicing.services.lines import metered_quantity, rate_line
 
 S = Invoice.Status
 
@@ -50,10 +44,7 @@ _VERBS = {
 
 
 def customer_now(customer: Customer) -> dt.datetime:
-    """Billing time for a customer: its test clock's frozen time, or the real clock."""
-    if customer.test_clock_id is not None:
-        return customer.test_clock.frozen_time
-    return clock.now()
+    return customer.billing_now()
 
 
 def invoice_transition(
@@ -63,7 +54,7 @@ def invoice_transition(
     from_status = invoice.status
     if to_status not in TRANSITIONS[from_status]:
         raise BillingError(
-            f"Invoice {invoice.number or invoice.public_id} is {from_status} and can't be "
+            f"Invoice {invoice.label} is {from_status} and can't be "
             f"{_VERBS.get(to_status, to_status)}"
             + ("." if TRANSITIONS[from_status] else f": a {from_status} invoice is final."),
             code="invoice_not_editable" if from_status == S.DRAFT else "invoice_unexpected_status",
@@ -100,50 +91,13 @@ def _lock(invoice: Invoice) -> Invoice:
 def _require_draft(invoice: Invoice, action: str) -> None:
     if invoice.status != S.DRAFT:
         raise BillingError(
-            f"Invoice {invoice.number or invoice.public_id} is {invoice.status}: only draft "
+            f"Invoice {invoice.label} is {invoice.status}: only draft "
             f"invoices can {action}.",
             code="invoice_not_editable",
         )
 
 
 # --- rating lines -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RatedLine:
-    quantity: Decimal
-    amount: int
-    unrounded_amount: Decimal
-    tier_breakdown: list[dict[str, Any]]
-
-
-def breakdown_json(rating: Rating) -> list[dict[str, Any]]:
-    return [
-        {
-            "tier": charge.tier,
-            "units": decimal_string(charge.units),
-            "unit_amount_decimal": decimal_string(charge.unit_amount),
-            "flat_amount_decimal": decimal_string(charge.flat_amount),
-            "amount_decimal": decimal_string(charge.subtotal),
-        }
-        for charge in rating.breakdown
-    ]
-
-
-def rate_line(price: Price, quantity: Decimal) -> RatedLine:
-    """Rate a quantity and round the line once, half up (the invoice total adds rounded lines)."""
-    quantity = max(Decimal(0), quantity)  # a negative period total bills nothing
-    rating = rate(price.terms, quantity)
-    return RatedLine(
-        quantity=quantity,
-        amount=round_to_minor_unit(rating.amount),
-        unrounded_amount=rating.amount,
-        tier_breakdown=breakdown_json(rating),
-    )
-
-
-def metered_quantity(*, price: Price, customer: Customer, start: dt.datetime, end: dt.datetime):
-    return usage(meter=price.meter, customer_id=customer.pk, start=start, end=end)
 
 
 # --- credits ----------------------------------------------------------------------------------
@@ -217,7 +171,7 @@ def _recompute_metered_lines(invoice: Invoice, lines: list[InvoiceLineItem]) -> 
             continue
         quantity = metered_quantity(
             price=line.price,
-            customer=invoice.customer,
+            customer_id=invoice.customer_id,
             start=line.period_start,
             end=line.period_end,
         )
@@ -234,7 +188,7 @@ def _recompute_metered_lines(invoice: Invoice, lines: list[InvoiceLineItem]) -> 
 @transaction.atomic
 def invoice_finalize(*, invoice: Invoice, actor: str, at: dt.datetime | None = None) -> Invoice:
     invoice = _lock(invoice)
-    at = at or customer_now(invoice.customer)
+    at = at or invoice.customer.billing_now()
     _require_draft(invoice, "be finalized")
     lines = list(
         invoice.lines.select_related("price__meter").prefetch_related("price__tiers").order_by("pk")
@@ -273,7 +227,7 @@ def invoice_pay(
             "elsewhere with paid_out_of_band=true.",
             param="paid_out_of_band",
         )
-    at = at or customer_now(invoice.customer)
+    at = at or invoice.customer.billing_now()
     invoice.amount_paid = invoice.amount_due
     invoice.paid_out_of_band = True
     return invoice_transition(invoice=invoice, to_status=S.PAID, actor=actor, at=at)
@@ -282,7 +236,7 @@ def invoice_pay(
 @transaction.atomic
 def invoice_void(*, invoice: Invoice, actor: str, at: dt.datetime | None = None) -> Invoice:
     invoice = _lock(invoice)
-    at = at or customer_now(invoice.customer)
+    at = at or invoice.customer.billing_now()
     invoice = invoice_transition(invoice=invoice, to_status=S.VOID, actor=actor, at=at)
     credits_reinstate(customer_id=invoice.customer_id, invoice_id=invoice.pk, at=at)
     return invoice
@@ -293,7 +247,7 @@ def invoice_mark_uncollectible(
     *, invoice: Invoice, actor: str, at: dt.datetime | None = None
 ) -> Invoice:
     invoice = _lock(invoice)
-    at = at or customer_now(invoice.customer)
+    at = at or invoice.customer.billing_now()
     return invoice_transition(invoice=invoice, to_status=S.UNCOLLECTIBLE, actor=actor, at=at)
 
 
@@ -330,7 +284,7 @@ def invoice_create(
         days_until_due=days_until_due,
         description=description,
         metadata=metadata or {},
-        created_at=customer_now(customer),
+        created_at=customer.billing_now(),
     )
 
 
@@ -385,7 +339,7 @@ def invoice_item_create(
             raise BillingError("amount can't be negative.", param="amount")
         line_amount, unrounded, breakdown = amount, Decimal(amount), []
         quantity = Decimal(1)
-    at = customer_now(invoice.customer)
+    at = invoice.customer.billing_now()
     start, end = period or (at, at)
     if end < start:
         raise BillingError("period[end] must not be before period[start].", param="period[end]")
@@ -408,6 +362,27 @@ def invoice_item_create(
     refresh_totals(invoice)
     invoice.save(update_fields=["subtotal", "total_credits", "total", "amount_due"])
     return line
+
+
+@transaction.atomic
+def invoice_update(
+    *,
+    invoice: Invoice,
+    description: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> Invoice:
+    """Change what a draft says about itself; None leaves a field as it is.
+
+    Amounts change only through items and finalization, so only these fields are offered.
+    """
+    invoice = _lock(invoice)
+    _require_draft(invoice, "be edited")
+    changes = {"description": description, "metadata": metadata}
+    fields = [name for name, value in changes.items() if value is not None]
+    for name in fields:
+        setattr(invoice, name, changes[name])
+    invoice.save(update_fields=fields)
+    return invoice
 
 
 @transaction.atomic

@@ -12,14 +12,8 @@ from billing_site.errors import BillingError
 from catalog.models import Price
 from invoicing.models import Customer, Invoice, InvoiceLineItem, Subscription, SubscriptionItem
 from invoicing.periods import Period, next_period, period_boundary, period_containing
-from invoicing.services.invoices import (
-    customer_now,
-    invoice_finalize,
-    metered_quantity,
-    rate_line,
-    refresh_totals,
-    set_totals,
-)
+from invoicing.services.invoices import invoice_finalize, set_totals
+from invoicing.services.lines import line_items, plan_items, plan_period_lines, usage_by_item
 
 MAX_ITEMS = 20
 BILLING_RUN = "billing run"
@@ -91,62 +85,6 @@ def _check_items(items: list[ItemInput]) -> None:
             raise BillingError("quantity must be at least 1.", param=f"items[{index}][quantity]")
 
 
-def _licensed_line(invoice: Invoice, item: SubscriptionItem, period: Period, at) -> InvoiceLineItem:
-    rated = rate_line(item.price, item.quantity)
-    name = item.price.nickname or item.price.product.name
-    return InvoiceLineItem(
-        invoice=invoice,
-        kind=InvoiceLineItem.Kind.LICENSED,
-        subscription_item=item,
-        price=item.price,
-        description=f"{item.quantity} x {name} ({_period_words(period)})",
-        quantity=rated.quantity,
-        amount=rated.amount,
-        unrounded_amount=rated.unrounded_amount,
-        tier_breakdown=rated.tier_breakdown,
-        period_start=period.start,
-        period_end=period.end,
-        created_at=at,
-    )
-
-
-def _metered_line(
-    invoice: Invoice, item: SubscriptionItem, period: Period, at, customer: Customer
-) -> InvoiceLineItem:
-    quantity = metered_quantity(
-        price=item.price, customer=customer, start=period.start, end=period.end
-    )
-    rated = rate_line(item.price, quantity)
-    name = item.price.nickname or item.price.product.name
-    return InvoiceLineItem(
-        invoice=invoice,
-        kind=InvoiceLineItem.Kind.METERED,
-        subscription_item=item,
-        price=item.price,
-        description=f"{name}: usage {_period_words(period)}",
-        quantity=rated.quantity,
-        amount=rated.amount,
-        unrounded_amount=rated.unrounded_amount,
-        tier_breakdown=rated.tier_breakdown,
-        period_start=period.start,
-        period_end=period.end,
-        created_at=at,
-    )
-
-
-def _period_words(period: Period) -> str:
-    last_day = period.end - dt.timedelta(seconds=1)
-    return f"{period.start:%b %-d, %Y} to {last_day:%b %-d, %Y}"
-
-
-def _items(subscription: Subscription) -> list[SubscriptionItem]:
-    return list(
-        subscription.items.select_related("price__product", "price__meter").prefetch_related(
-            "price__tiers"
-        )
-    )
-
-
 @transaction.atomic
 def subscription_create(
     *,
@@ -173,7 +111,7 @@ def subscription_create(
             "collection_method=send_invoice needs days_until_due (for example 30).",
             param="days_until_due",
         )
-    at = customer_now(customer)
+    at = customer.billing_now()
     first = items[0].price
     interval, count = first.recurring_interval, first.recurring_interval_count
     anchor = billing_cycle_anchor or at
@@ -218,13 +156,11 @@ def subscription_create(
         subscription, key="create", reason=Invoice.BillingReason.SUBSCRIPTION_CREATE, at=at
     )
     invoice.period_start, invoice.period_end = period.start, period.end
-    lines = [
-        _licensed_line(invoice, item, period, at)
-        for item in _items(subscription)
-        if not item.price.is_metered
-    ]
-    InvoiceLineItem.objects.bulk_create(lines)
-    refresh_totals(invoice)
+    planned = plan_period_lines(
+        items=plan_items(subscription), usage_period=None, usage={}, fee_period=period
+    )
+    lines = InvoiceLineItem.objects.bulk_create(line_items(invoice, planned, at=at))
+    set_totals(invoice, lines)
     invoice.save()
     invoice_finalize(invoice=invoice, actor=actor, at=at)
     return subscription
@@ -277,19 +213,16 @@ def subscription_close_period(*, subscription: Subscription, at: dt.datetime) ->
         subscription.interval,
         subscription.interval_count,
     )
-    items = _items(subscription)
-    lines = [
-        _metered_line(invoice, item, ended, ended.end, subscription.customer)
-        for item in items
-        if item.price.is_metered
-    ]
-    if not ending:
-        lines += [
-            _licensed_line(invoice, item, following, ended.end)
-            for item in items
-            if not item.price.is_metered
-        ]
-    InvoiceLineItem.objects.bulk_create(lines)
+    items = plan_items(subscription)
+    planned = plan_period_lines(
+        items=items,
+        usage_period=ended,
+        usage=usage_by_item(
+            items, customer_id=subscription.customer_id, start=ended.start, end=ended.end
+        ),
+        fee_period=None if ending else following,
+    )
+    lines = InvoiceLineItem.objects.bulk_create(line_items(invoice, planned, at=ended.end))
     invoice.period_start, invoice.period_end = ended.start, ended.end
     invoice.finalize_after = ended.end + grace_period()
     set_totals(invoice, lines)
@@ -320,7 +253,7 @@ def subscription_cancel_now(
             f"Subscription {subscription.public_id} is already canceled.",
             code="subscription_canceled",
         )
-    at = customer_now(subscription.customer)
+    at = subscription.customer.billing_now()
     if invoice_now:
         partial = Period(
             subscription.current_period_start, max(at, subscription.current_period_start)
@@ -331,13 +264,18 @@ def subscription_cancel_now(
             reason=Invoice.BillingReason.SUBSCRIPTION_CANCEL,
             at=at,
         )
-        InvoiceLineItem.objects.bulk_create(
-            _metered_line(invoice, item, partial, at, subscription.customer)
-            for item in _items(subscription)
-            if item.price.is_metered
+        items = plan_items(subscription)
+        planned = plan_period_lines(
+            items=items,
+            usage_period=partial,
+            usage=usage_by_item(
+                items, customer_id=subscription.customer_id, start=partial.start, end=partial.end
+            ),
+            fee_period=None,
         )
+        lines = InvoiceLineItem.objects.bulk_create(line_items(invoice, planned, at=at))
         invoice.period_start, invoice.period_end = partial.start, partial.end
-        refresh_totals(invoice)
+        set_totals(invoice, lines)
         invoice.save()
         invoice_finalize(invoice=invoice, actor=actor, at=at)
     subscription.status = Subscription.Status.CANCELED
@@ -368,7 +306,7 @@ def subscription_update(
         subscription.cancel_at_period_end = cancel_at_period_end
         # When the cancellation was asked for; cleared if it is taken back.
         subscription.canceled_at = (
-            customer_now(subscription.customer) if cancel_at_period_end else None
+            subscription.customer.billing_now() if cancel_at_period_end else None
         )
     if metadata is not None:
         subscription.metadata = metadata

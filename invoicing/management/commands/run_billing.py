@@ -2,13 +2,14 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from invoicing.services.billing_run import billing_run
+from billing_site.jobs import run_scheduled_jobs
 
 
 class Command(BaseCommand):
     help = (
-        "Run the billing cycle without a broker: close every ended period and finalize every "
-        "draft past its grace period (the same services the Celery beat tasks call)."
+        "Run the due work without a broker: every job in CELERY_BEAT_SCHEDULE (close ended "
+        "periods, finalize drafts past their grace period, expire credit grants, keep event "
+        "partitions ahead, purge expired records), the same tasks beat schedules."
     )
 
     def add_arguments(self, parser):
@@ -23,15 +24,32 @@ class Command(BaseCommand):
         if loop is not None and loop < 1:
             raise CommandError("--loop needs a number of seconds of at least 1.")
         while True:
-            summary = billing_run()
-            self.stdout.write(
-                f"Closed {summary.periods_closed} period(s), finalized "
-                f"{summary.invoices_finalized} invoice(s), {len(summary.failures)} failure(s)."
-            )
-            for failure in summary.failures:
-                self.stderr.write(f"  failed: {failure}")
+            failures = []
+            for result in run_scheduled_jobs():
+                self.stdout.write(self._describe(result))
+                for failure in result.failures:
+                    failures.append(failure)
+                    self.stderr.write(f"  failed ({result.name}): {failure}")
             if loop is None:
-                if summary.failures:
-                    raise CommandError(f"{len(summary.failures)} step(s) failed; see above.")
+                if failures:
+                    raise CommandError(f"{len(failures)} step(s) failed; see above.")
                 return
             time.sleep(loop)
+
+    @staticmethod
+    def _describe(result) -> str:
+        if result.error:
+            return f"{result.name}: failed."
+        summary = result.summary
+        if "periods_closed" in summary:
+            return (
+                f"Closed {summary['periods_closed']} period(s), finalized "
+                f"{summary['invoices_finalized']} invoice(s), {len(summary['failures'])} "
+                "failure(s)."
+            )
+        counts = ", ".join(
+            f"{key.replace('_', ' ')} {value}"
+            for key, value in summary.items()
+            if key != "failures"
+        )
+        return f"{result.name}: {counts or 'done'}."

@@ -1,0 +1,211 @@
+"""The line planner: what goes on a subscription's invoice for a period.
+
+One function, `plan_period_lines`, decides every subscription line: usage in arrears for the
+ended (or current) period, fees in advance for the following one, their quantities, service
+periods, descriptions, rating and the one rounding. The first invoice, the period close, cancel
+with `invoice_now`, test-clock advances (through the period close) and the upcoming-invoice
+preview all call it, so the preview is the invoice the close would write.
+
+It is pure: its inputs are plain values (items with their prices and tiers loaded, usage per
+item), so a caller can load them for many subscriptions at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from billing_site.formatting import decimal_string
+from catalog.models import Price
+from catalog.money import round_to_minor_unit
+from catalog.rating import Rating, rate
+from invoicing.models import Invoice, InvoiceLineItem, Subscription, SubscriptionItem
+from invoicing.periods import Period
+from metering.selectors import usage
+
+Kind = InvoiceLineItem.Kind
+
+
+@dataclass(frozen=True)
+class RatedLine:
+    quantity: Decimal
+    amount: int
+    unrounded_amount: Decimal
+    tier_breakdown: list[dict[str, Any]]
+
+
+def breakdown_json(rating: Rating) -> list[dict[str, Any]]:
+    return [
+        {
+            "tier": charge.tier,
+            "units": decimal_string(charge.units),
+            "unit_amount_decimal": decimal_string(charge.unit_amount),
+            "flat_amount_decimal": decimal_string(charge.flat_amount),
+            "amount_decimal": decimal_string(charge.subtotal),
+        }
+        for charge in rating.breakdown
+    ]
+
+
+def rate_line(price: Price, quantity: Decimal) -> RatedLine:
+    """Rate a quantity and round the line once, half up (the invoice total adds rounded lines)."""
+    quantity = max(Decimal(0), quantity)  # a negative period total bills nothing
+    rating = rate(price.terms, quantity)
+    return RatedLine(
+        quantity=quantity,
+        amount=round_to_minor_unit(rating.amount),
+        unrounded_amount=rating.amount,
+        tier_breakdown=breakdown_json(rating),
+    )
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """A subscription item as the planner sees it (price with product, meter and tiers loaded)."""
+
+    pk: int
+    public_id: str
+    price: Price
+    quantity: int
+
+    @classmethod
+    def of(cls, item: SubscriptionItem) -> PlanItem:
+        return cls(item.pk, item.public_id, item.price, item.quantity)
+
+
+@dataclass(frozen=True)
+class PlannedLine:
+    kind: str
+    item: PlanItem
+    description: str
+    rated: RatedLine
+    period: Period
+    credits_applied: int = 0
+
+    # Read by the preview's presenters and serializers, like an InvoiceLineItem's fields.
+    @property
+    def price(self) -> Price:
+        return self.item.price
+
+    @property
+    def subscription_item_public_id(self) -> str:
+        return self.item.public_id
+
+    @property
+    def quantity(self) -> Decimal:
+        return self.rated.quantity
+
+    @property
+    def amount(self) -> int:
+        return self.rated.amount
+
+    @property
+    def unrounded_amount(self) -> Decimal:
+        return self.rated.unrounded_amount
+
+    @property
+    def tier_breakdown(self) -> list[dict[str, Any]]:
+        return self.rated.tier_breakdown
+
+
+def period_words(period: Period) -> str:
+    last_day = period.end - dt.timedelta(seconds=1)
+    return f"{period.start:%b %-d, %Y} to {last_day:%b %-d, %Y}"
+
+
+def plan_period_lines(
+    *,
+    items: Sequence[PlanItem],
+    usage_period: Period | None,
+    usage: Mapping[int, Decimal],
+    fee_period: Period | None,
+    preview: bool = False,
+) -> list[PlannedLine]:
+    """The subscription lines of one invoice, one per item, in the subscription's item order.
+
+    - `usage_period`: the period whose usage is billed in arrears (None: no usage lines), with
+      `usage[item.pk]` the metered quantity of each metered item in it.
+    - `fee_period`: the period whose fees are billed in advance (None: no fee lines, as on the
+      last invoice of a subscription that ends).
+    - `preview`: words for an invoice that doesn't exist yet ("usage so far", "next period").
+    """
+    lines: list[PlannedLine] = []
+    for item in items:
+        name = item.price.display_name
+        if item.price.is_metered and usage_period is not None:
+            words = "usage so far" if preview else f"usage {period_words(usage_period)}"
+            lines.append(
+                PlannedLine(
+                    kind=Kind.METERED,
+                    item=item,
+                    description=f"{name}: {words}",
+                    rated=rate_line(item.price, usage.get(item.pk, Decimal(0))),
+                    period=usage_period,
+                )
+            )
+        elif not item.price.is_metered and fee_period is not None:
+            words = "next period" if preview else period_words(fee_period)
+            lines.append(
+                PlannedLine(
+                    kind=Kind.LICENSED,
+                    item=item,
+                    description=f"{item.quantity} x {name} ({words})",
+                    rated=rate_line(item.price, Decimal(item.quantity)),
+                    period=fee_period,
+                )
+            )
+    return lines
+
+
+# --- loading inputs ----------------------------------------------------------------------------
+
+
+def plan_items(subscription: Subscription) -> list[PlanItem]:
+    items = subscription.items.select_related("price__product", "price__meter").prefetch_related(
+        "price__tiers"
+    )
+    return [PlanItem.of(item) for item in items]
+
+
+def usage_by_item(
+    items: Iterable[PlanItem], *, customer_id: int, start: dt.datetime, end: dt.datetime
+) -> dict[int, Decimal]:
+    """Metered quantity of each metered item over [start, end), from the event store."""
+    metered = [item for item in items if item.price.is_metered]
+    if not metered:
+        return {}
+    return {
+        item.pk: usage(meter=item.price.meter, customer_id=customer_id, start=start, end=end)
+        for item in metered
+    }
+
+
+def metered_quantity(*, price: Price, customer_id: int, start: dt.datetime, end: dt.datetime):
+    """One metered price's usage over [start, end): re-read when a draft is finalized."""
+    return usage(meter=price.meter, customer_id=customer_id, start=start, end=end)
+
+
+def line_items(
+    invoice: Invoice, planned: Iterable[PlannedLine], *, at: dt.datetime
+) -> list[InvoiceLineItem]:
+    """The planned lines as unsaved rows of `invoice`."""
+    return [
+        InvoiceLineItem(
+            invoice=invoice,
+            kind=line.kind,
+            subscription_item_id=line.item.pk,
+            price=line.item.price,
+            description=line.description,
+            quantity=line.rated.quantity,
+            amount=line.rated.amount,
+            unrounded_amount=line.rated.unrounded_amount,
+            tier_breakdown=line.rated.tier_breakdown,
+            period_start=line.period.start,
+            period_end=line.period.end,
+            created_at=at,
+        )
+        for line in planned
+    ]
