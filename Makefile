@@ -45,6 +45,7 @@ browser:
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 ## Benchmarks (PostgreSQL on 127.0.0.1:5432; each drops and recreates its own database).
 bench: bench-ingest bench-billing

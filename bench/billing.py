@@ -60,7 +60,8 @@ def _setup(period_start: dt.datetime) -> None:
     from invoicing.demo import seed_catalog
     from invoicing.models import Customer
     from invoicing.services import ItemInput, subscription_create
-    from metering.ingest import EventInput, meter_events_ingest
+    from metering.ingest import meter_events_ingest
+    from metering.validation import EventInput
 
     call_command("migrate", verbosity=0)
     seed_catalog()

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpRequest
 
 from billing_site import services
-from billing_site.dashboard import admin_dashboard
+from billing_site.admin_kit import call_for_each
 from billing_site.models import ApiKey
 
 admin.site.site_header = "Billing back office"
@@ -12,26 +16,39 @@ admin.site.site_title = "Billing back office"
 admin.site.index_title = "Billing"
 
 
-# --- The dashboard on the admin index (templates/admin/index.html, billing_site/dashboard.py) --
+# --- What apps add to the admin index (templates/admin/index.html) ----------------------------
+# billing_site imports no app, so the apps bring their sections: `invoicing.admin` adds the
+# billing dashboard. A provider gets `can_view(model)` (the viewer may see that model's list)
+# and returns context for the index template.
+
+CanView = Callable[[type], bool]
+IndexContextProvider = Callable[[CanView], dict[str, Any]]
+_index_context_providers: dict[str, IndexContextProvider] = {}
+
+
+def add_index_context(name: str, provider: IndexContextProvider) -> None:
+    """Add (or replace, by `name`) a provider of admin index context."""
+    _index_context_providers[name] = provider
+
 
 _plain_index = admin.site.index
 
 
-def _index_with_dashboard(request, extra_context=None):
-    """The admin index with the billing dashboard: only the sections the user may view."""
+def _index_with_app_sections(request: HttpRequest, extra_context=None):
+    """The admin index with the apps' sections: only what the user may view."""
 
     def can_view(model) -> bool:
         return admin.site.is_registered(model) and admin.site.get_model_admin(
             model
         ).has_view_permission(request)
 
-    return _plain_index(
-        request,
-        extra_context={"dashboard": admin_dashboard(can_view=can_view), **(extra_context or {})},
-    )
+    context: dict[str, Any] = {}
+    for provider in _index_context_providers.values():
+        context.update(provider(can_view))
+    return _plain_index(request, extra_context={**context, **(extra_context or {})})
 
 
-admin.site.index = _index_with_dashboard
+admin.site.index = _index_with_app_sections
 
 
 class ApiKeyAddForm(forms.ModelForm):
@@ -76,7 +93,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys", permissions=["add"])
     def revoke_keys(self, request, queryset):
-        for api_key in queryset.filter(revoked_at__isnull=True):
-            services.api_key_revoke(api_key=api_key)
-            self.log_change(request, api_key, "Revoked")
-        self.message_user(request, "Selected keys revoked.", messages.SUCCESS)
+        call_for_each(
+            self,
+            request,
+            queryset.filter(revoked_at__isnull=True),
+            lambda api_key: services.api_key_revoke(api_key=api_key),
+            log=lambda api_key: "Revoked",
+            summary=lambda count: "Selected keys revoked.",
+        )

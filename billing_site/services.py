@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import connection
 
 from billing_site import clock
+from billing_site.db import execute_prepared
 from billing_site.models import ApiKey, IdempotencyKey
 
 SECRET_KEY_PREFIX = "sk_"
@@ -38,18 +39,12 @@ def _find_live_key(secret_hash: str) -> ApiKey | None:
             .first()
         )
     # Every API request starts here: one prepared statement instead of building an ORM query.
-    import psycopg
-
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(
-            f"SELECT id, name, last_used_at FROM {ApiKey._meta.db_table} "
-            "WHERE secret_hash = %b AND revoked_at IS NULL",
-            [secret_hash],
-            prepare=True,
-        )
-        row = cursor.fetchone()
-    return ApiKey(id=row[0], name=row[1], last_used_at=row[2]) if row else None
+    rows = execute_prepared(
+        f"SELECT id, name, last_used_at FROM {ApiKey._meta.db_table} "
+        "WHERE secret_hash = %b AND revoked_at IS NULL",
+        [secret_hash],
+    )
+    return ApiKey(id=rows[0][0], name=rows[0][1], last_used_at=rows[0][2]) if rows else None
 
 
 def api_key_authenticate(*, secret: str) -> ApiKey | None:

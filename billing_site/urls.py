@@ -4,13 +4,13 @@ from django.urls import include, path, re_path
 from billing_site.api.base import UnrecognizedUrl
 from catalog import api as catalog_api
 from credits import api as credits_api
-from invoicing import api as invoicing_api
 from invoicing import portal_api
+from invoicing.api import customers, invoice_items, invoices, previews, subscriptions, test_clocks
 from metering import api as metering_api
 
 api_v1 = [
-    path("customers", invoicing_api.CustomerCollection.as_view()),
-    path("customers/<str:public_id>", invoicing_api.CustomerDetail.as_view()),
+    path("customers", customers.CustomerCollection.as_view()),
+    path("customers/<str:public_id>", customers.CustomerDetail.as_view()),
     path("products", catalog_api.ProductCollection.as_view()),
     path("products/<str:public_id>", catalog_api.ProductDetail.as_view()),
     path("prices", catalog_api.PriceCollection.as_view()),
@@ -43,28 +43,28 @@ api_v1 = [
         credits_api.CreditBalanceTransactionDetail.as_view(),
     ),
     path("billing/credit_balance_summary", credits_api.CreditBalanceSummary.as_view()),
-    path("subscriptions", invoicing_api.SubscriptionCollection.as_view()),
-    path("subscriptions/<str:public_id>", invoicing_api.SubscriptionDetail.as_view()),
-    path("subscription_items", invoicing_api.SubscriptionItemCollection.as_view()),
-    path("subscription_items/<str:public_id>", invoicing_api.SubscriptionItemDetail.as_view()),
-    path("invoices", invoicing_api.InvoiceCollection.as_view()),
-    path("invoices/create_preview", invoicing_api.InvoicePreviewView.as_view()),
-    path("invoices/<str:public_id>", invoicing_api.InvoiceDetail.as_view()),
-    path("invoices/<str:public_id>/lines", invoicing_api.InvoiceLines.as_view()),
+    path("subscriptions", subscriptions.SubscriptionCollection.as_view()),
+    path("subscriptions/<str:public_id>", subscriptions.SubscriptionDetail.as_view()),
+    path("subscription_items", subscriptions.SubscriptionItemCollection.as_view()),
+    path("subscription_items/<str:public_id>", subscriptions.SubscriptionItemDetail.as_view()),
+    path("invoices", invoices.InvoiceCollection.as_view()),
+    path("invoices/create_preview", previews.InvoicePreviewView.as_view()),
+    path("invoices/<str:public_id>", invoices.InvoiceDetail.as_view()),
+    path("invoices/<str:public_id>/lines", invoices.InvoiceLines.as_view()),
     *[
         path(
             f"invoices/<str:public_id>/{action}",
-            invoicing_api.InvoiceAction.as_view(action=action),
+            invoices.InvoiceAction.as_view(action=action),
         )
         for action in ("finalize", "pay", "void", "mark_uncollectible")
     ],
-    path("invoiceitems", invoicing_api.InvoiceItemCollection.as_view()),
-    path("invoiceitems/<str:public_id>", invoicing_api.InvoiceItemDetail.as_view()),
-    path("test_helpers/test_clocks", invoicing_api.TestClockCollection.as_view()),
-    path("test_helpers/test_clocks/<str:public_id>", invoicing_api.TestClockDetail.as_view()),
+    path("invoiceitems", invoice_items.InvoiceItemCollection.as_view()),
+    path("invoiceitems/<str:public_id>", invoice_items.InvoiceItemDetail.as_view()),
+    path("test_helpers/test_clocks", test_clocks.TestClockCollection.as_view()),
+    path("test_helpers/test_clocks/<str:public_id>", test_clocks.TestClockDetail.as_view()),
     path(
         "test_helpers/test_clocks/<str:public_id>/advance",
-        invoicing_api.TestClockAdvance.as_view(),
+        test_clocks.TestClockAdvance.as_view(),
     ),
     path("billing_portal/sessions", portal_api.BillingPortalSessionCollection.as_view()),
     re_path(r"^.*$", UnrecognizedUrl.as_view()),

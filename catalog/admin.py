@@ -23,20 +23,30 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from billing_site.admin_kit import (
+    COMMON_CURRENCIES,
+    call_for_each,
+    carried_fields,
+    change_url,
+    page_context,
+    render,
+)
+from billing_site.formatting import decimal_string
 from catalog import services
-from catalog.describe import describe_price_terms, describe_price_terms_short
-from catalog.forms import (
+from catalog.admin_forms import (
     MAX_PRICES,
-    CreatedCatalog,
     PriceChangeForm,
     PriceForm,
     ProductChangeForm,
     ProductCreateFlow,
+)
+from catalog.describe import (
     billing_period_label,
+    describe_price_terms,
+    describe_price_terms_short,
 )
 from catalog.models import Price, PriceTier, Product
 from catalog.money import format_minor_units
@@ -74,10 +84,8 @@ PRICE_FIELDSETS = [
     ),
     ("Additional options", {"fields": ["nickname", "lookup_key"], "classes": ["collapse"]}),
 ]
-# Offered in the currency field's autocomplete; any ISO 4217 code is accepted.
-COMMON_CURRENCIES = ["USD", "EUR", "GBP", "JPY", "CAD", "AUD", "CHF", "SEK", "INR", "BRL"]
 # Submit buttons of the create page, never carried from the preview back into the form.
-_CONTROL_KEYS = {"csrfmiddlewaretoken", "_preview", "_confirm", "_edit", "_add_price", "_add_tier"}
+_CONTROL_KEYS = {"_preview", "_confirm", "_edit", "_add_price", "_add_tier"}
 
 
 @dataclass(frozen=True)
@@ -97,11 +105,6 @@ def _price_block(form: PriceForm, index: int | str) -> _PriceBlock:
     return _PriceBlock(
         form=form, index=index, adminform=helpers.AdminForm(form, PRICE_FIELDSETS, {})
     )
-
-
-def _minor(amount) -> str:
-    """A stored minor-units Decimal without its 12 trailing zeros: 0.100000000000 -> 0.1."""
-    return f"{amount.normalize():f}"
 
 
 @admin.register(Product)
@@ -141,7 +144,7 @@ class ProductAdmin(admin.ModelAdmin):
             '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
             (
                 (
-                    reverse("admin:catalog_price_change", args=[price.pk]),
+                    change_url(price),
                     price.public_id,
                     price.nickname or "-",
                     describe_price_terms_short(price.terms, price.currency),
@@ -180,13 +183,15 @@ class ProductAdmin(admin.ModelAdmin):
         self._set_active(request, queryset.filter(active=False), active=True)
 
     def _set_active(self, request: HttpRequest, queryset, *, active: bool) -> None:
-        count = 0
-        for product in queryset:
-            services.product_update(product=product, active=active)
-            self.log_change(request, product, "Unarchived." if active else "Archived.")
-            count += 1
         verb = "Unarchived" if active else "Archived"
-        self.message_user(request, f"{verb} {count} product(s).", messages.SUCCESS)
+        call_for_each(
+            self,
+            request,
+            queryset,
+            lambda product: services.product_update(product=product, active=active),
+            log=lambda product: f"{verb}.",
+            summary=lambda count: f"{verb} {count} product(s).",
+        )
 
     # --- the create-product flow -----------------------------------------------------------
 
@@ -277,7 +282,7 @@ class ProductAdmin(admin.ModelAdmin):
             return self._render_preview(request, flow)
         return self._render_create_form(request, flow)
 
-    def _log_created(self, request: HttpRequest, created: CreatedCatalog) -> None:
+    def _log_created(self, request: HttpRequest, created: services.CreatedCatalog) -> None:
         for meter in created.meters:
             self.log_addition(request, meter, [{"added": {}}])
         for price in created.prices:
@@ -288,50 +293,45 @@ class ProductAdmin(admin.ModelAdmin):
         else:
             self.log_change(request, created.product, added_prices)
 
-    def _create_context(self, request: HttpRequest, flow: ProductCreateFlow) -> dict[str, Any]:
-        product = flow.product
-        return {
-            **self.admin_site.each_context(request),
-            "title": f"Add prices to {product.name}" if product else "Create a product",
-            "opts": self.opts,
-            "app_label": self.opts.app_label,
-            "product": product,
-            "has_view_permission": self.has_view_permission(request),
-        }
+    def _create_context(
+        self, request: HttpRequest, product: Product | None, **extra: Any
+    ) -> dict[str, Any]:
+        return page_context(
+            self,
+            request,
+            title=f"Add prices to {product.name}" if product else "Create a product",
+            product=product,
+            **extra,
+        )
 
     def _render_create_form(self, request: HttpRequest, flow: ProductCreateFlow) -> HttpResponse:
         product_adminform = None
         if flow.product_form is not None:
             product_adminform = helpers.AdminForm(flow.product_form, PRODUCT_FIELDSETS, {})
-        context = {
-            **self._create_context(request, flow),
-            "flow": flow,
-            "has_errors": flow.has_errors,
-            "product_adminform": product_adminform,
-            "formset": flow.prices,
-            "price_blocks": [_price_block(form, i) for i, form in enumerate(flow.price_forms)],
-            "empty_price": _price_block(flow.prices.empty_form, "__prefix__"),
-            "can_add_price": len(flow.price_forms) < MAX_PRICES,
-            "currency_codes": COMMON_CURRENCIES,
-        }
-        return TemplateResponse(request, "admin/catalog/product/create_product.html", context)
+        context = self._create_context(
+            request,
+            flow.product,
+            flow=flow,
+            has_errors=flow.has_errors,
+            product_adminform=product_adminform,
+            formset=flow.prices,
+            price_blocks=[_price_block(form, i) for i, form in enumerate(flow.price_forms)],
+            empty_price=_price_block(flow.prices.empty_form, "__prefix__"),
+            can_add_price=len(flow.price_forms) < MAX_PRICES,
+            currency_codes=COMMON_CURRENCIES,
+        )
+        return render(self, request, "admin/catalog/product/create_product.html", context)
 
     def _render_preview(self, request: HttpRequest, flow: ProductCreateFlow) -> HttpResponse:
-        context = {
-            **self._create_context(request, flow),
-            "product_data": flow.product_form.cleaned_data if flow.product_form else None,
-            "prices": flow.previews(),
+        context = self._create_context(
+            request,
+            flow.product,
+            product_data=flow.product_form.cleaned_data if flow.product_form else None,
+            prices=flow.previews(),
             # The submitted form travels in hidden fields; the confirm POST validates it again.
-            "carried": [
-                (key, value)
-                for key, values in request.POST.lists()
-                if key not in _CONTROL_KEYS
-                for value in values
-            ],
-        }
-        return TemplateResponse(
-            request, "admin/catalog/product/create_product_preview.html", context
+            carried=carried_fields(request, _CONTROL_KEYS),
         )
+        return render(self, request, "admin/catalog/product/create_product_preview.html", context)
 
 
 class PriceTierInline(admin.TabularInline):
@@ -387,11 +387,11 @@ class PriceTierInline(admin.TabularInline):
 
     @admin.display(description="Per unit (minor units)")
     def unit_amount_minor(self, obj: PriceTier) -> str:
-        return _minor(obj.unit_amount_decimal)
+        return decimal_string(obj.unit_amount_decimal)
 
     @admin.display(description="Flat fee (minor units)")
     def flat_amount_minor(self, obj: PriceTier) -> str:
-        return _minor(obj.flat_amount_decimal)
+        return decimal_string(obj.flat_amount_decimal)
 
 
 @admin.register(Price)
@@ -514,7 +514,7 @@ class PriceAdmin(admin.ModelAdmin):
             return "- (tiered: see the tiers below)"
         return (
             f"{format_minor_units(obj.unit_amount_decimal, obj.currency)} "
-            f"({_minor(obj.unit_amount_decimal)} in minor units)"
+            f"({decimal_string(obj.unit_amount_decimal)} in minor units)"
         )
 
     @admin.display(description="Package")
@@ -525,18 +525,22 @@ class PriceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Archive selected prices", permissions=["change"])
     def archive_prices(self, request: HttpRequest, queryset) -> None:
-        count = 0
-        for price in queryset.filter(active=True):
-            services.price_archive(price=price)
-            self.log_change(request, price, "Archived.")
-            count += 1
-        self.message_user(request, f"Archived {count} price(s).", messages.SUCCESS)
+        call_for_each(
+            self,
+            request,
+            queryset.filter(active=True),
+            lambda price: services.price_archive(price=price),
+            log=lambda price: "Archived.",
+            summary=lambda count: f"Archived {count} price(s).",
+        )
 
     @admin.action(description="Unarchive selected prices", permissions=["change"])
     def unarchive_prices(self, request: HttpRequest, queryset) -> None:
-        count = 0
-        for price in queryset.filter(active=False):
-            services.price_update(price=price, active=True)
-            self.log_change(request, price, "Unarchived.")
-            count += 1
-        self.message_user(request, f"Unarchived {count} price(s).", messages.SUCCESS)
+        call_for_each(
+            self,
+            request,
+            queryset.filter(active=False),
+            lambda price: services.price_update(price=price, active=True),
+            log=lambda price: "Unarchived.",
+            summary=lambda count: f"Unarchived {count} price(s).",
+        )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from billing_site.api.base import ApiError, ApiView, get_by_public_id, paginate
-from billing_site.api.params import Params, merge_metadata
-from billing_site.api.render import decimal_string, integer_or_none
+from billing_site.api.base import ApiError, ApiView, get_by_param, get_by_public_id, paginate
+from billing_site.api.lists import OneOf, filter_by_params
+from billing_site.api.params import Params
 from billing_site.clock import to_unix
+from billing_site.formatting import decimal_string, integer_or_none
 from catalog import services
 from catalog.models import Price, PriceTier, Product
 from catalog.terms import build_price_terms
@@ -131,7 +132,7 @@ class ProductCollection(ApiView):
             name=params.string("name", required=True, max_length=250),
             description=params.string("description", allow_blank=True) or "",
             active=params.boolean("active") is not False,
-            metadata=merge_metadata({}, params.metadata()),
+            metadata=params.new_metadata(),
         )
         return serialize_product(product)
 
@@ -153,9 +154,9 @@ class ProductDetail(ApiView):
         active = params.boolean("active")
         if active is not None:
             changes["active"] = active
-        metadata = params.metadata()
+        metadata = params.updated_metadata(product.metadata)
         if metadata is not None:
-            changes["metadata"] = merge_metadata(product.metadata, metadata)
+            changes["metadata"] = metadata
         if "default_price" in params:
             price_id = params.string("default_price", allow_blank=True)
             changes["default_price"] = (
@@ -181,12 +182,7 @@ def _read_recurring(params: Params) -> services.Recurring | None:
     interval = recurring.string("interval", required=True)
     interval_count = recurring.integer("interval_count")
     usage_type = recurring.string("usage_type") or Price.UsageType.LICENSED
-    meter_id = recurring.string("meter")
-    meter = (
-        get_by_public_id(Meter.objects.all(), meter_id, "meter", param="recurring[meter]")
-        if meter_id
-        else None
-    )
+    meter = get_by_param(Meter.objects.all(), recurring, "meter", "meter")
     recurring.reject_unknown()
     return services.Recurring(
         interval=interval,
@@ -220,12 +216,12 @@ class PriceCollection(ApiView):
         active = params.boolean("active")
         if active is not None:
             queryset = queryset.filter(active=active)
-        product_id = params.string("product")
-        if product_id:
-            queryset = queryset.filter(product__public_id=product_id)
-        price_type = params.choice("type", Price.Type.values)
-        if price_type:
-            queryset = queryset.filter(type=price_type)
+        queryset = filter_by_params(
+            queryset,
+            params,
+            product="product__public_id",
+            type=OneOf("type", Price.Type.values),
+        )
         currency = params.string("currency")
         if currency:
             queryset = queryset.filter(currency=currency.upper())
@@ -234,15 +230,13 @@ class PriceCollection(ApiView):
             queryset = queryset.filter(lookup_key__in=[str(k) for k in lookup_keys])
         recurring = params.nested("recurring")
         if recurring is not None:
-            interval = recurring.choice("interval", Price.Interval.values)
-            if interval:
-                queryset = queryset.filter(recurring_interval=interval)
-            usage_type = recurring.choice("usage_type", Price.UsageType.values)
-            if usage_type:
-                queryset = queryset.filter(recurring_usage_type=usage_type)
-            meter_id = recurring.string("meter")
-            if meter_id:
-                queryset = queryset.filter(meter__public_id=meter_id)
+            queryset = filter_by_params(
+                queryset,
+                recurring,
+                interval=OneOf("recurring_interval", Price.Interval.values),
+                usage_type=OneOf("recurring_usage_type", Price.UsageType.values),
+                meter="meter__public_id",
+            )
             recurring.reject_unknown()
         expand = _price_expand(params, list_prefix="data.")
         return paginate(
@@ -268,7 +262,7 @@ class PriceCollection(ApiView):
             lookup_key=params.string("lookup_key", max_length=200),
             transfer_lookup_key=bool(params.boolean("transfer_lookup_key")),
             active=params.boolean("active") is not False,
-            metadata=merge_metadata({}, params.metadata()),
+            metadata=params.new_metadata(),
         )
         return serialize_price(_prices().get(pk=price.pk), expand=expand)
 
@@ -285,7 +279,7 @@ class PriceCollection(ApiView):
             product = services.product_create(
                 name=product_data.string("name", required=True, max_length=250),
                 active=product_data.boolean("active") is not False,
-                metadata=merge_metadata({}, product_data.metadata()),
+                metadata=product_data.new_metadata(),
             )
             product_data.reject_unknown()
             return product
@@ -336,9 +330,9 @@ class PriceDetail(ApiView):
             changes["nickname"] = params.string("nickname", max_length=250, allow_blank=True) or ""
         if "lookup_key" in params:
             changes["lookup_key"] = params.string("lookup_key", max_length=200, allow_blank=True)
-        metadata = params.metadata()
+        metadata = params.updated_metadata(price.metadata)
         if metadata is not None:
-            changes["metadata"] = merge_metadata(price.metadata, metadata)
+            changes["metadata"] = metadata
         price = services.price_update(
             price=price, transfer_lookup_key=bool(params.boolean("transfer_lookup_key")), **changes
         )

@@ -1,4 +1,4 @@
-"""Price terms in words, for the admin, the portal and invoice line details.
+"""Prices in words, for the admin, the portal and invoice line details: terms, billing period.
 
 Amounts are shown in major units via :func:`catalog.money.format_minor_units`, so a
 sub-cent unit price keeps its digits ("0.001 USD per unit") instead of showing as 0.00.
@@ -11,7 +11,23 @@ from decimal import Decimal
 from catalog.money import format_minor_units
 from catalog.rating import PriceTerms, Tier
 
-__all__ = ["describe_price_terms", "describe_price_terms_short"]
+__all__ = [
+    "NAMED_BILLING_PERIODS",
+    "billing_period_label",
+    "describe_price_terms",
+    "describe_price_terms_short",
+    "price_summary",
+]
+
+# Billing periods with a name of their own, as (interval, interval_count).
+NAMED_BILLING_PERIODS = {
+    ("month", 1): "Monthly",
+    ("year", 1): "Yearly",
+    ("week", 1): "Weekly",
+    ("day", 1): "Daily",
+    ("month", 3): "Every 3 months",
+    ("month", 6): "Every 6 months",
+}
 
 _MODE_HEADLINES = {
     "volume": "Volume pricing: the total quantity sets the price of every unit",
@@ -40,6 +56,31 @@ def describe_price_terms(terms: PriceTerms, currency: str) -> list[str]:
 def describe_price_terms_short(terms: PriceTerms, currency: str) -> str:
     """The same description on one line, for tables and invoice line details."""
     return "; ".join(describe_price_terms(terms, currency))
+
+
+def billing_period_label(interval: str | None, interval_count: int | None) -> str:
+    """ "Monthly", "Every 3 months", "Every 2 weeks"; "One-off" without an interval."""
+    if not interval:
+        return "One-off"
+    count = interval_count or 1
+    named = NAMED_BILLING_PERIODS.get((interval, count))
+    if named:
+        return named
+    return f"Every {count} {interval}s" if count != 1 else f"Every {interval}"
+
+
+def price_summary(price, *, with_period: bool = True) -> str:
+    """A price on one line, for choices and pickers: its name, id and terms, and (unless
+    ``with_period=False``) its billing period. "Pro seats (price_…): 20.00 USD per unit, Monthly".
+    """
+    summary = (
+        f"{price.display_name} ({price.public_id}): "
+        f"{describe_price_terms_short(price.terms, price.currency)}"
+    )
+    if not with_period:
+        return summary
+    period = billing_period_label(price.recurring_interval, price.recurring_interval_count)
+    return f"{summary}, {period}"
 
 
 def _per_unit_line(terms: PriceTerms, currency: str) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
@@ -10,8 +12,10 @@ from moneyed import get_currency
 
 from billing_site import clock
 from billing_site.errors import BillingError
+from billing_site.model_update import model_update
 from catalog.models import Price, PriceTier, Product
 from catalog.rating import PriceTerms
+from metering import services as metering_services
 from metering.models import Meter
 
 # Stripe caps a recurring interval at three years.
@@ -47,9 +51,11 @@ def product_create(
     )
 
 
+PRODUCT_MUTABLE_FIELDS = {"name", "description", "active", "metadata", "default_price"}
+
+
 def product_update(*, product: Product, **changes: Any) -> Product:
-    allowed = {"name", "description", "active", "metadata", "default_price"}
-    unexpected = set(changes) - allowed
+    unexpected = set(changes) - PRODUCT_MUTABLE_FIELDS
     if unexpected:
         raise BillingError(f"Products can't change {', '.join(sorted(unexpected))}.")
     if "name" in changes:
@@ -65,10 +71,7 @@ def product_update(*, product: Product, **changes: Any) -> Product:
             f"belongs to another product.",
             param="default_price",
         )
-    for field, value in changes.items():
-        setattr(product, field, value)
-    product.updated_at = clock.now()
-    product.save()
+    product, _ = model_update(instance=product, fields=PRODUCT_MUTABLE_FIELDS, data=changes)
     return product
 
 
@@ -231,11 +234,119 @@ def price_update(*, price: Price, transfer_lookup_key: bool = False, **changes: 
         changes["lookup_key"] = changes["lookup_key"] or None
     if "metadata" in changes:
         changes["metadata"] = changes["metadata"] or {}
-    for field, value in changes.items():
-        setattr(price, field, value)
-    price.save(update_fields=list(changes))
+    price, _ = model_update(instance=price, fields=PRICE_MUTABLE_FIELDS, data=changes)
     return price
 
 
 def price_archive(*, price: Price) -> Price:
     return price_update(price=price, active=False)
+
+
+# --- A product with its prices (and their new meters), in one transaction ---------------------
+
+
+@dataclass(frozen=True)
+class NewMeter:
+    """A meter to create together with the price that bills it (see metering.services)."""
+
+    event_name: str
+    display_name: str
+    formula: str = Meter.Formula.SUM
+
+
+@dataclass(frozen=True)
+class PriceInput:
+    """One price for `product_create_with_prices`: the arguments of `price_create`, plus an
+    optional meter to create first; it becomes the meter of `recurring`."""
+
+    currency: str
+    terms: PriceTerms
+    recurring: Recurring | None = None
+    new_meter: NewMeter | None = None
+    nickname: str = ""
+    lookup_key: str | None = None
+
+
+@dataclass
+class CreatedCatalog:
+    product: Product
+    product_is_new: bool
+    meters: list[Meter] = field(default_factory=list)
+    prices: list[Price] = field(default_factory=list)
+
+
+class PricesRejected(BillingError):
+    """Some prices of `product_create_with_prices` were refused; nothing was written.
+
+    `errors` maps the index of each refused price to its service's error, so that every one
+    can be shown at once. The message and `param` are the first error's, with `param` nested
+    under `prices[<index>]` in the API's bracket notation.
+    """
+
+    def __init__(self, errors: dict[int, BillingError]) -> None:
+        index, first = next(iter(errors.items()))
+        super().__init__(first.message, param=_nested_param(index, first.param), code=first.code)
+        self.errors = errors
+
+
+def _nested_param(index: int, param: str | None) -> str:
+    if not param:
+        return f"prices[{index}]"
+    head, bracket, rest = param.partition("[")
+    return f"prices[{index}][{head}]{bracket}{rest}"
+
+
+@transaction.atomic
+def product_create_with_prices(
+    *,
+    prices: Sequence[PriceInput],
+    product: Product | None = None,
+    name: str = "",
+    description: str = "",
+) -> CreatedCatalog:
+    """Create a product (unless adding prices to `product`), then its prices, all or nothing.
+
+    Every price is tried, each in its own savepoint, so that all refusals are reported at once
+    (`PricesRejected`); a refused product raises its `BillingError` before any price is tried.
+    """
+    created = CreatedCatalog(
+        product=product or product_create(name=name, description=description.strip()),
+        product_is_new=product is None,
+    )
+    errors: dict[int, BillingError] = {}
+    for index, price_input in enumerate(prices):
+        try:
+            with transaction.atomic():
+                price, meter = _price_create_with_meter(created.product, price_input)
+        except BillingError as error:
+            errors[index] = error
+            continue
+        created.prices.append(price)
+        if meter is not None:
+            created.meters.append(meter)
+    if errors:
+        raise PricesRejected(errors)
+    return created
+
+
+def _price_create_with_meter(
+    product: Product, price_input: PriceInput
+) -> tuple[Price, Meter | None]:
+    recurring, meter = price_input.recurring, None
+    if price_input.new_meter is not None:
+        meter = metering_services.meter_create(
+            event_name=price_input.new_meter.event_name,
+            display_name=price_input.new_meter.display_name,
+            formula=price_input.new_meter.formula,
+        )
+        if recurring is not None:
+            recurring = dataclasses.replace(recurring, meter=meter)
+    price = price_create(
+        product=product,
+        currency=price_input.currency,
+        terms=price_input.terms,
+        recurring=recurring,
+        nickname=price_input.nickname,
+        lookup_key=price_input.lookup_key,
+    )
+    return price, meter

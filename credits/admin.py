@@ -32,21 +32,19 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html_join
 
 from billing_site import clock
+from billing_site.admin_kit import change_link
+from catalog.money import format_minor_units
 from credits import admin_views, selectors
 from credits.admin_forms import Customer
-from credits.admin_views import grant_status, money
 from credits.models import CreditBalanceTransaction, CreditGrant
+from credits.presenters import STAFF_STATUS_LABELS, ledger_rows
 
 T = CreditBalanceTransaction
-
-
-def _link(url_name: str, obj, label=None) -> str:
-    if obj is None:
-        return "-"
-    return format_html('<a href="{}">{}</a>', reverse(url_name, args=[obj.pk]), label or obj)
+G = CreditGrant
+MAX_LEDGER_ROWS_ON_GRANT_PAGE = 100
 
 
 def _remaining_subquery() -> Subquery:
@@ -72,16 +70,14 @@ class GrantStatusFilter(admin.SimpleListFilter):
     title = "status"
     parameter_name = "status"
 
+    STATUSES = (G.STATUS_ACTIVE, G.STATUS_SCHEDULED, G.STATUS_EXPIRED, G.STATUS_VOIDED)
+
     def lookups(self, request, model_admin):
-        return [
-            ("active", "Active"),
-            ("scheduled", "Scheduled"),
-            ("expired", "Expired"),
-            ("voided", "Voided"),
-        ]
+        return [(status, STAFF_STATUS_LABELS[status]) for status in self.STATUSES]
 
     def queryset(self, request, queryset):
-        if self.value() not in {"active", "scheduled", "expired", "voided"}:
+        # The database's twin of CreditGrant.status_at, so the list can filter on it.
+        if self.value() not in self.STATUSES:
             return queryset
         queryset = queryset.annotate(
             customer_now=Coalesce(
@@ -93,10 +89,10 @@ class GrantStatusFilter(admin.SimpleListFilter):
         expired = Q(expired_at__isnull=False) | Q(expires_at__lte=F("customer_now"))
         return queryset.filter(
             {
-                "voided": ~live,
-                "expired": live & expired,
-                "scheduled": live & ~expired & Q(effective_at__gt=F("customer_now")),
-                "active": live & ~expired & Q(effective_at__lte=F("customer_now")),
+                G.STATUS_VOIDED: ~live,
+                G.STATUS_EXPIRED: live & expired,
+                G.STATUS_SCHEDULED: live & ~expired & Q(effective_at__gt=F("customer_now")),
+                G.STATUS_ACTIVE: live & ~expired & Q(effective_at__lte=F("customer_now")),
             }[self.value()]
         )
 
@@ -191,19 +187,17 @@ class CreditGrantAdmin(admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             transactions = obj.transactions.select_related("grant", "invoice").order_by("-pk")
-            context["ledger"] = admin_views.ledger_rows(
-                transactions[: admin_views.MAX_LEDGER_ROWS_ON_GRANT_PAGE]
-            )
+            context["ledger"] = ledger_rows(transactions[:MAX_LEDGER_ROWS_ON_GRANT_PAGE])
             context["all_ledger_url"] = (
                 f"{reverse('admin:credits_creditbalancetransaction_changelist')}?q={obj.public_id}"
             )
-            status = grant_status(obj, selectors.customer_now(obj.customer))
+            status = obj.status_at(obj.customer.billing_now())
             can_act = self.has_grant_action_permission(request)
             context["action_links"] = [
                 (action.label, reverse("admin:credits_creditgrant_action", args=[obj.pk, slug]))
                 for slug, action in admin_views.GRANT_ACTIONS.items()
                 if can_act
-                and status != "voided"
+                and status != G.STATUS_VOIDED
                 and not (slug == "expire" and obj.expired_at is not None)
             ]
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -212,28 +206,24 @@ class CreditGrantAdmin(admin.ModelAdmin):
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj: CreditGrant) -> str:
-        return money(obj.amount, obj.currency)
+        return format_minor_units(obj.amount, obj.currency)
 
     @admin.display(description="Remaining", ordering="remaining")
     def remaining_display(self, obj: CreditGrant) -> str:
-        return money(obj.remaining or 0, obj.currency)
+        return format_minor_units(obj.remaining or 0, obj.currency)
 
     @admin.display(description="Status")
     def status(self, obj: CreditGrant) -> str:
-        return grant_status(obj, selectors.customer_now(obj.customer)).capitalize()
+        return STAFF_STATUS_LABELS[obj.status_at(obj.customer.billing_now())]
 
     @admin.display(description="Customer")
     def customer_link(self, obj: CreditGrant) -> str:
-        return _link("admin:invoicing_customer_change", obj.customer)
+        return change_link(obj.customer)
 
     @admin.display(description="Granted from invoice")
     def source_invoice_link(self, obj: CreditGrant) -> str:
         invoice = obj.source_invoice
-        return _link(
-            "admin:invoicing_invoice_change",
-            invoice,
-            invoice and (invoice.number or invoice.public_id),
-        )
+        return change_link(invoice, invoice and invoice.label)
 
     @admin.display(description="Applies to")
     def applicability(self, obj: CreditGrant) -> str:
@@ -300,21 +290,17 @@ class CreditBalanceTransactionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj: CreditBalanceTransaction) -> str:
-        return money(obj.signed_amount, obj.grant.currency)
+        return format_minor_units(obj.signed_amount, obj.grant.currency)
 
     @admin.display(description="Grant", ordering="grant")
     def grant_link(self, obj: CreditBalanceTransaction) -> str:
-        return _link("admin:credits_creditgrant_change", obj.grant)
+        return change_link(obj.grant)
 
     @admin.display(description="Customer")
     def customer_link(self, obj: CreditBalanceTransaction) -> str:
-        return _link("admin:invoicing_customer_change", obj.customer)
+        return change_link(obj.customer)
 
     @admin.display(description="Invoice")
     def invoice_link(self, obj: CreditBalanceTransaction) -> str:
         invoice = obj.invoice
-        return _link(
-            "admin:invoicing_invoice_change",
-            invoice,
-            invoice and (invoice.number or invoice.public_id),
-        )
+        return change_link(invoice, invoice and invoice.label)

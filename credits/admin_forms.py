@@ -14,29 +14,29 @@ import contextlib
 import datetime as dt
 import re
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from django import forms
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.db.models import Q
 from moneyed import Money
 
-from billing_site.admin_forms import add_billing_error
+from billing_site.admin_kit import UTCDateTimeField, add_billing_error
 from billing_site.errors import BillingError
-from catalog.describe import describe_price_terms_short
+from catalog.describe import price_summary
 from catalog.models import Price
 from catalog.money import currency_exponent, to_minor_units
 from catalog.services import validate_currency
 from credits.models import CreditGrant
-from metering.admin_forms import UTCDateTimeField
 
 # credits sits below invoicing: reach the customer model through the string FK, never by import.
 Customer = CreditGrant._meta.get_field("customer").related_model
 
-# Offered in the currency field's suggestions; any ISO 4217 code is accepted.
-COMMON_CURRENCIES = ["USD", "EUR", "GBP", "JPY", "CAD", "AUD", "CHF"]
-
 NO_EXPIRY, SPECIFIC_DATE = "never", "date"
+# "Grant credits" from a paid invoice suggests that the credits expire a year later.
+SUGGESTED_VALIDITY = relativedelta(years=1)
 ALL_METERED, SPECIFIC_PRICES = "all_metered", "prices"
 
 # The service's `param` (API names) -> this form's field.
@@ -53,10 +53,9 @@ _PARAM_TO_FIELD = {
 _SCOPE_PARAM = re.compile(r"^applicability_config\[scope\]\[prices\]")
 
 
-def price_choice_label(price: Price) -> str:
-    """ "Hypernian (price_…): 0.00 USD per unit up to 100,000, …"."""
-    name = price.nickname or price.product.name
-    return f"{name} ({price.public_id}): {describe_price_terms_short(price.terms, price.currency)}"
+def suggested_expiry(now: dt.datetime) -> dt.datetime:
+    """The same instant twelve months after `now` (Feb 29 becomes Feb 28), to the second."""
+    return now.replace(microsecond=0) + SUGGESTED_VALIDITY
 
 
 class CreditGrantForm(forms.Form):
@@ -147,7 +146,8 @@ class CreditGrantForm(forms.Form):
             field.queryset = Customer.objects.live()  # after the widget: this sets its choices
         prices = self.fields["prices"]
         prices.queryset = self._price_choices()
-        prices.label_from_instance = price_choice_label
+        # "Hypernian (price_…): 0.00 USD per unit up to 100,000, …"
+        prices.label_from_instance = partial(price_summary, with_period=False)
 
     def _price_choices(self):
         offered = Q(recurring_usage_type=Price.UsageType.METERED, active=True, product__active=True)

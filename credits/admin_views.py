@@ -13,8 +13,7 @@ Each view takes the ModelAdmin it is drawn for, checks permissions itself, and l
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,76 +23,24 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
 from django.utils.html import format_html
 
-from billing_site.admin_pages import page_context, render
+from billing_site.admin_kit import (
+    COMMON_CURRENCIES,
+    actor,
+    change_url,
+    dry_run,
+    page_context,
+    render,
+    utc_label,
+)
 from billing_site.errors import BillingError
 from catalog.money import format_minor_units
 from credits import selectors, services
-from credits.admin_forms import COMMON_CURRENCIES, CreditGrantForm
+from credits.admin_forms import CreditGrantForm
 from credits.models import CreditBalanceTransaction, CreditGrant
 
 T = CreditBalanceTransaction
-MAX_LEDGER_ROWS_ON_GRANT_PAGE = 100
-
-
-# --- Shared helpers --------------------------------------------------------------------------
-
-
-def change_url(obj) -> str:
-    opts = obj._meta
-    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
-
-
-def money(amount: int, currency: str) -> str:
-    return format_minor_units(amount, currency)
-
-
-def grant_status(grant: CreditGrant, now: dt.datetime) -> str:
-    """active, scheduled (not yet effective), expired or voided, at the customer's `now`."""
-    if grant.voided_at is not None:
-        return "voided"
-    if grant.expired_at is not None or (grant.expires_at is not None and grant.expires_at <= now):
-        return "expired"
-    if grant.effective_at > now:
-        return "scheduled"
-    return "active"
-
-
-def grant_label(grant: CreditGrant) -> str:
-    return f"{grant.name} ({grant.public_id})" if grant.name else grant.public_id
-
-
-@dataclass(frozen=True)
-class LedgerRow:
-    """A ledger row as the tables show it: amounts signed, in major units."""
-
-    transaction: CreditBalanceTransaction
-    grant: CreditGrant
-    amount: str
-    invoice: Any
-
-
-def ledger_rows(transactions: Iterable[CreditBalanceTransaction]) -> list[LedgerRow]:
-    """Pass rows with `grant` and `invoice` selected."""
-    return [
-        LedgerRow(
-            transaction=row,
-            grant=row.grant,
-            amount=money(row.signed_amount, row.grant.currency),
-            invoice=row.invoice,
-        )
-        for row in transactions
-    ]
-
-
-def dry_run(build: Callable[[], Any]) -> None:
-    """Run `build` (which calls a service) and roll back whatever it wrote; a BillingError
-    raised inside propagates after the rollback."""
-    with transaction.atomic():
-        build()
-        transaction.set_rollback(True)
 
 
 # --- The credit grant form -------------------------------------------------------------------
@@ -122,7 +69,7 @@ def credit_grant_form_view(
         form = CreditGrantForm(request.POST, admin_site=site, customer=fixed_customer)
         if form.is_valid():
             with transaction.atomic():  # the grant and who made it, together
-                grant = _grant(form, source_invoice, request.user.get_username())
+                grant = _grant(form, source_invoice, actor(request))
                 if grant is not None:
                     _log_grant(model_admin, request, grant, source_invoice)
             if grant is not None:
@@ -142,7 +89,9 @@ def credit_grant_form_view(
         fixed_customer=fixed_customer,
         source_invoice=source_invoice,
         source_invoice_total=(
-            money(source_invoice.total, source_invoice.currency) if source_invoice else None
+            format_minor_units(source_invoice.total, source_invoice.currency)
+            if source_invoice
+            else None
         ),
         earlier_grants=(
             list(CreditGrant.objects.filter(source_invoice=source_invoice).order_by("pk"))
@@ -155,15 +104,15 @@ def credit_grant_form_view(
     return render(model_admin, request, "admin/credits/creditgrant/grant_form.html", context)
 
 
-def _grant(form: CreditGrantForm, source_invoice, actor: str) -> CreditGrant | None:
+def _grant(form: CreditGrantForm, source_invoice, who: str) -> CreditGrant | None:
     customer = form.grant_customer
     try:
         return services.credit_grant_create(
             **form.service_kwargs(),
             source_invoice=source_invoice,
             used_currencies=selectors.subscription_currencies(customer),
-            now=selectors.customer_now(customer),
-            actor=actor,
+            now=customer.billing_now(),
+            actor=who,
         )
     except BillingError as error:
         form.add_service_error(error)
@@ -171,12 +120,11 @@ def _grant(form: CreditGrantForm, source_invoice, actor: str) -> CreditGrant | N
 
 
 def _log_grant(model_admin, request: HttpRequest, grant: CreditGrant, source_invoice) -> None:
-    amount = money(grant.amount, grant.currency)
-    expiry = f"{grant.expires_at:%Y-%m-%d %H:%M} UTC" if grant.expires_at else "no expiry"
+    amount = format_minor_units(grant.amount, grant.currency)
+    expiry = utc_label(grant.expires_at, seconds=False) if grant.expires_at else "no expiry"
     note = f"Granted {amount} of {grant.category} credits ({expiry})"
     if source_invoice is not None:
-        invoice_label = source_invoice.number or source_invoice.public_id
-        note += f" from paid invoice {invoice_label}"
+        note += f" from paid invoice {source_invoice.label}"
         model_admin.log_change(
             request, source_invoice, f"Credits granted from it: {grant.public_id}, {amount}."
         )
@@ -188,7 +136,7 @@ def _log_grant(model_admin, request: HttpRequest, grant: CreditGrant, source_inv
             amount,
             grant.customer,
             change_url(grant),
-            grant_label(grant),
+            grant.label,
         ),
         messages.SUCCESS,
     )
@@ -237,24 +185,22 @@ def credit_grant_action_view(
     if grant is None:
         return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
     back = HttpResponseRedirect(change_url(grant))
-    at = selectors.customer_now(grant.customer)
+    at = grant.customer.billing_now()
     remaining = services.grant_balances([grant.pk]).get(grant.pk, 0)
     if request.method == "POST" and request.POST.get("post") == "yes":
         try:
             with transaction.atomic():  # the change and who made it, together
                 before = grant.transactions.order_by("-pk").values_list("pk", flat=True).first()
-                grant = action.service(grant=grant, at=at, actor=request.user.get_username())
+                grant = action.service(grant=grant, at=at, actor=actor(request))
                 # What the service debited (under its lock), not what the page showed.
                 debits = grant.transactions.filter(pk__gt=before or 0, reason=action.reason)
-                debited = money(sum(row.amount for row in debits), grant.currency)
-                note = f"{action.done} at {at:%Y-%m-%d %H:%M:%S} UTC; {debited} debited."
+                debited = format_minor_units(sum(row.amount for row in debits), grant.currency)
+                note = f"{action.done} at {utc_label(at)}; {debited} debited."
                 model_admin.log_change(request, grant, note)
         except BillingError as error:
             model_admin.message_user(request, error.message, messages.ERROR)
             return back
-        model_admin.message_user(
-            request, f"Credit grant {grant_label(grant)}: {note}", messages.SUCCESS
-        )
+        model_admin.message_user(request, f"Credit grant {grant.label}: {note}", messages.SUCCESS)
         return back
     try:
         dry_run(lambda: action.service(grant=grant, at=at))
@@ -273,9 +219,9 @@ def credit_grant_action_view(
         original=grant,
         action=action,
         at=at,
-        remaining=money(remaining, grant.currency),
-        amount=money(grant.amount, grant.currency),
-        pending=money(pending, grant.currency) if pending > 0 else None,
+        remaining=format_minor_units(remaining, grant.currency),
+        amount=format_minor_units(grant.amount, grant.currency),
+        pending=format_minor_units(pending, grant.currency) if pending > 0 else None,
     )
     return render(
         model_admin, request, "admin/credits/creditgrant/action_confirmation.html", context

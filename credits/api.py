@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from billing_site.api.base import ApiError, ApiView, get_by_public_id, paginate
-from billing_site.api.params import Params, merge_metadata
-from billing_site.clock import from_unix, to_unix
+from billing_site.api.base import (
+    ApiError,
+    ApiView,
+    api_actor,
+    get_by_param,
+    get_by_public_id,
+    paginate,
+)
+from billing_site.api.lists import filter_by_params
+from billing_site.api.params import Params
+from billing_site.clock import to_unix
 from billing_site.errors import BillingError
 from catalog.models import Price
 from credits import selectors, services
@@ -77,25 +85,20 @@ def serialize_transaction(transaction: CreditBalanceTransaction) -> dict[str, An
     }
 
 
-def _actor(request) -> str:
-    return f"api ({request.api_key.name})"
-
-
 def _grants():
     return CreditGrant.objects.select_related("customer__test_clock").prefetch_related("prices")
 
 
-def _customer(params: Params, key: str = "customer"):
+def _customer(params: Params):
+    # Through the relation, because credits sits below invoicing, which owns customers.
     customer_model = CreditGrant._meta.get_field("customer").related_model
-    public_id = params.string(key, required=True)
-    return get_by_public_id(
-        customer_model.objects.select_related("test_clock"), public_id, "customer", param=key
+    return get_by_param(
+        customer_model.objects.select_related("test_clock"),
+        params,
+        "customer",
+        "customer",
+        required=True,
     )
-
-
-def _timestamp(params: Params, key: str):
-    seconds = params.integer(key, minimum=0, maximum=253402300799)
-    return None if seconds is None else from_unix(seconds)
 
 
 class CreditGrantCollection(ApiView):
@@ -150,11 +153,9 @@ class CreditGrantCollection(ApiView):
                     raw if isinstance(raw, dict) else None,
                     f"applicability_config[scope][prices][{index}]",
                 )
-                price_id = entry.string("id", required=True)
+                price = get_by_param(Price.objects.all(), entry, "id", "price", required=True)
                 entry.reject_unknown()
-                prices.append(
-                    get_by_public_id(Price.objects.all(), price_id, "price", param=entry.name("id"))
-                )
+                prices.append(price)
         priority = params.integer("priority", minimum=-(10**6), maximum=10**6)
         grant = services.credit_grant_create(
             customer=customer,
@@ -164,12 +165,12 @@ class CreditGrantCollection(ApiView):
             name=params.string("name", max_length=100) or "",
             prices=prices,
             priority=50 if priority is None else priority,
-            effective_at=_timestamp(params, "effective_at"),
-            expires_at=_timestamp(params, "expires_at"),
-            metadata=merge_metadata({}, params.metadata()),
+            effective_at=params.timestamp("effective_at"),
+            expires_at=params.timestamp("expires_at"),
+            metadata=params.new_metadata(),
             used_currencies=selectors.subscription_currencies(customer),
-            now=selectors.customer_now(customer),
-            actor=_actor(request),
+            now=customer.billing_now(),
+            actor=api_actor(request),
         )
         return serialize_grant(_grants().get(pk=grant.pk))
 
@@ -183,11 +184,11 @@ class CreditGrantDetail(ApiView):
         changes: dict[str, Any] = {}
         if "expires_at" in params:
             raw = params.raw("expires_at")
-            changes["expires_at"] = None if raw == "" else _timestamp(params, "expires_at")
-        metadata = params.metadata()
+            changes["expires_at"] = None if raw == "" else params.timestamp("expires_at")
+        metadata = params.updated_metadata(grant.metadata)
         if metadata is not None:
-            changes["metadata"] = merge_metadata(grant.metadata, metadata)
-        services.credit_grant_update(grant=grant, actor=_actor(request), **changes)
+            changes["metadata"] = metadata
+        services.credit_grant_update(grant=grant, actor=api_actor(request), **changes)
         return serialize_grant(_grants().get(pk=grant.pk))
 
 
@@ -197,11 +198,12 @@ class CreditGrantAction(ApiView):
 
     def post(self, request, params: Params, public_id: str) -> dict[str, Any]:
         grant = get_by_public_id(_grants(), public_id, "billing.credit_grant")
-        at = selectors.customer_now(grant.customer)
+        at = grant.customer.billing_now()
+        actor = api_actor(request)
         if self.action == "void":
-            services.credit_grant_void(grant=grant, at=at, actor=_actor(request))
+            services.credit_grant_void(grant=grant, at=at, actor=actor)
         else:
-            services.credit_grant_expire(grant=grant, at=at, actor=_actor(request))
+            services.credit_grant_expire(grant=grant, at=at, actor=actor)
         return serialize_grant(_grants().get(pk=grant.pk))
 
 
@@ -211,10 +213,11 @@ def _transactions():
 
 class CreditBalanceTransactionCollection(ApiView):
     def get(self, request, params: Params) -> dict[str, Any]:
-        queryset = _transactions().filter(customer=_customer(params))
-        grant_id = params.string("credit_grant")
-        if grant_id:
-            queryset = queryset.filter(grant__public_id=grant_id)
+        queryset = filter_by_params(
+            _transactions().filter(customer=_customer(params)),
+            params,
+            credit_grant="grant__public_id",
+        )
         return paginate(
             queryset,
             params,
@@ -238,12 +241,12 @@ class CreditBalanceSummary(ApiView):
         kind = filter_.choice("type", ["applicability_scope", "credit_grant"], required=True)
         grant = None
         if kind == "credit_grant":
-            grant_id = filter_.string("credit_grant", required=True)
-            grant = get_by_public_id(
+            grant = get_by_param(
                 CreditGrant.objects.filter(customer=customer),
-                grant_id,
+                filter_,
+                "credit_grant",
                 "billing.credit_grant",
-                param="filter[credit_grant]",
+                required=True,
             )
         else:
             scope = filter_.nested("applicability_scope", required=True)

@@ -13,15 +13,10 @@ from dataclasses import dataclass
 
 from django.db.models import Case, F, IntegerField, Q, Sum, When
 
-from billing_site import clock
 from credits.models import CreditBalanceTransaction, CreditGrant
 from credits.services import LineToCredit, grant_balances, plan_applications
 
 T = CreditBalanceTransaction
-
-
-def customer_now(customer) -> dt.datetime:
-    return customer.test_clock.frozen_time if customer.test_clock_id else clock.now()
 
 
 def subscription_currencies(customer) -> set[str]:
@@ -35,7 +30,7 @@ class Balance:
 
 
 def balance_summary(*, customer, grant: CreditGrant | None = None) -> dict[str, Balance]:
-    now = customer_now(customer)
+    now = customer.billing_now()
     rows = T.objects.filter(customer=customer, effective_at__lte=now)
     if grant is not None:
         rows = rows.filter(grant=grant)

@@ -2,7 +2,7 @@
 
 - Customers: the page shows subscriptions, invoices, current-period usage, the upcoming
   invoice, billing credits (grants, balances, the latest ledger rows) and the test clock. A
-  test clock can be attached when the customer is added.
+  test clock can be attached when the customer is added. "Portal link" signs a portal link.
 - Subscriptions: "Add subscription" is a flow (customer, then prices, then a preview of the
   first invoice, then confirm). The page is read-only but for metadata and "cancel at period
   end"; "Cancel now" goes through a confirmation page.
@@ -14,37 +14,46 @@
   grant form, prefilled from the invoice) and lists the grants made from it.
 - Test clocks: create one, then "Advance" it to run its customers' billing.
 - Billing run failures: read-only, with "mark resolved".
+- The admin index shows the billing dashboard (`admin_views/dashboard.py`).
 
-Custom pages live in invoicing/admin_views.py, their forms in invoicing/admin_forms.py.
+Custom pages live in invoicing/admin_views/ (one module per resource), their forms in
+invoicing/admin_forms.py.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import Count
-from django.http import Http404, HttpRequest
+from django.http import HttpRequest
 from django.urls import path, reverse
-from django.utils.html import format_html
 
 from billing_site import clock
-from billing_site.admin_pages import timestamp_set_filter
+from billing_site.admin import add_index_context
+from billing_site.admin_kit import change_link, timestamp_set_filter
 from billing_site.errors import BillingError
 from catalog.money import format_minor_units
-from invoicing import admin_views, portal, services
-from invoicing.admin_forms import (
-    CustomerAddForm,
-    SubscriptionChangeForm,
-    TestClockAddForm,
+from invoicing import services
+from invoicing.admin_forms import CustomerAddForm, SubscriptionChangeForm, TestClockAddForm
+from invoicing.admin_views import (
+    customers,
+    invoice_create,
+    invoice_transitions,
+    invoices,
+    late_usage,
+    subscriptions,
+    test_clocks,
 )
+from invoicing.admin_views.dashboard import admin_dashboard
 from invoicing.models import BillingRunFailure, Customer, Invoice, Subscription, TestClock
 
 
-def _link(obj, label=None) -> str:
-    if obj is None:
-        return "-"
-    return format_html('<a href="{}">{}</a>', admin_views.change_url(obj), label or obj)
+def _dashboard_context(can_view) -> dict:
+    """The billing dashboard on top of the admin index (templates/admin/index.html)."""
+    return {"dashboard": admin_dashboard(can_view=can_view)}
+
+
+add_index_context("billing_dashboard", _dashboard_context)
 
 
 DeletedFilter = timestamp_set_filter(
@@ -87,33 +96,7 @@ class CustomerAdmin(admin.ModelAdmin):
         ]
 
     def portal_link_view(self, request, object_id):
-        """Sign a link to this customer's portal (on POST), show it once with its expiry, log it."""
-        customer = self.get_object(request, unquote(object_id))
-        if customer is None:
-            raise Http404("No such customer.")
-        if not self.has_change_permission(request, customer):
-            raise PermissionDenied
-        link = None
-        if request.method == "POST" and customer.deleted_at is None:
-            link = portal.portal_link_create(customer=customer)
-            # The URL is a credential: the log names the session and its expiry, not the token.
-            self.log_change(
-                request,
-                customer,
-                f"Created portal link {link.id}, valid until {link.expires_at:%Y-%m-%d %H:%M} UTC.",
-            )
-        context = admin_views.page_context(
-            self,
-            request,
-            title=f"Portal link for {customer}",
-            original=customer,
-            page_label="Portal link",
-            link=link,
-            url=request.build_absolute_uri(link.path) if link else None,
-            link_lifetime_minutes=portal.LINK_MAX_AGE // 60,
-            session_minutes=portal.SESSION_IDLE_SECONDS // 60,
-        )
-        return admin_views.render(self, request, "portal/admin/portal_link.html", context)
+        return customers.customer_portal_link_view(self, request, object_id)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
@@ -148,7 +131,7 @@ class CustomerAdmin(admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # The billing sections (templates/admin/invoicing/customer/change_form.html).
         if obj is not None:
-            context.update(admin_views.customer_page_context(obj))
+            context.update(customers.customer_page_context(obj))
             context["can_add_subscription"] = request.user.has_perm("invoicing.add_subscription")
             context["can_add_credit_grant"] = request.user.has_perm("credits.add_creditgrant")
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -193,19 +176,9 @@ class SubscriptionAdmin(admin.ModelAdmin):
     ]
     # Everything but "cancel at period end" and metadata, which subscription_update changes.
     readonly_fields = [
-        "public_id",
-        "customer_link",
-        "status",
-        "currency",
-        "billing",
-        "billing_cycle_anchor",
-        "current_period_start",
-        "current_period_end",
-        "canceled_at",
-        "ended_at",
-        "collection_method",
-        "days_until_due",
-        "created_at",
+        name
+        for name in flatten_fieldsets(fieldsets)
+        if name not in ("cancel_at_period_end", "metadata")
     ]
 
     def get_urls(self):
@@ -220,10 +193,10 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
     def add_view(self, request, form_url="", extra_context=None):
         # Customer, then prices, then a preview of the first invoice, then confirm.
-        return admin_views.subscription_create_view(self, request)
+        return subscriptions.subscription_create_view(self, request)
 
     def cancel_view(self, request, object_id):
-        return admin_views.subscription_cancel_view(self, request, object_id)
+        return subscriptions.subscription_cancel_view(self, request, object_id)
 
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is not None and obj.status == Subscription.Status.CANCELED:
@@ -245,25 +218,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
-            context["items"] = [
-                {
-                    "item": item,
-                    "label": admin_views.price_label(item.price),
-                    "quantity": "from usage" if item.price.is_metered else item.quantity,
-                }
-                for item in obj.items.select_related("price__product").prefetch_related(
-                    "price__tiers"
-                )
-            ]
-            context["invoices"] = [
-                {"invoice": invoice, "total": format_minor_units(invoice.total, invoice.currency)}
-                for invoice in obj.invoices.order_by("-pk")
-            ]
-            context["cancel_url"] = (
-                reverse("admin:invoicing_subscription_cancel", args=[obj.pk])
-                if obj.status == Subscription.Status.ACTIVE and self.has_cancel_permission(request)
-                else None
-            )
+            context.update(subscriptions.subscription_page_context(self, request, obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="Current period", ordering="current_period_end")
@@ -272,7 +227,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Customer")
     def customer_link(self, obj: Subscription) -> str:
-        return _link(obj.customer)
+        return change_link(obj.customer)
 
     @admin.display(description="Billing")
     def billing(self, obj: Subscription) -> str:
@@ -336,29 +291,8 @@ class InvoiceAdmin(admin.ModelAdmin):
         ),
         (None, {"fields": ["metadata"]}),
     ]
-    readonly_fields = [
-        "number",
-        "public_id",
-        "customer_link",
-        "subscription_link",
-        "status",
-        "billing_reason",
-        "currency",
-        "description",
-        "collection_method",
-        "days_until_due",
-        "due_date",
-        "period_start",
-        "period_end",
-        "created_at",
-        "finalize_after",
-        "finalized_at",
-        "paid_at",
-        "paid_out_of_band",
-        "voided_at",
-        "marked_uncollectible_at",
-        "metadata",
-    ]
+    # Everything on the page: statuses change only through the actions.
+    readonly_fields = flatten_fieldsets(fieldsets)
 
     def get_urls(self):
         # Before the default URLs: their "<path:object_id>/" would swallow these.
@@ -384,17 +318,17 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def add_view(self, request, form_url="", extra_context=None):
         # "Create invoice": customer and currency, then items, then review and create or send.
-        return admin_views.invoice_create_view(self, request)
+        return invoice_create.invoice_create_view(self, request)
 
     def late_usage_view(self, request):
-        return admin_views.late_usage_view(self, request)
+        return late_usage.late_usage_view(self, request)
 
     def transition_view(self, request, object_id, slug):
-        return admin_views.invoice_transition_view(self, request, object_id, slug)
+        return invoice_transitions.invoice_transition_view(self, request, object_id, slug)
 
     def grant_credits_view(self, request, object_id):
         # "Grant credits" from a paid one-off invoice: the credit grant form, prefilled.
-        return admin_views.invoice_grant_credits_view(self, request, object_id)
+        return invoices.invoice_grant_credits_view(self, request, object_id)
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {
@@ -405,7 +339,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
-            context.update(admin_views.invoice_page_context(self, request, obj))
+            context.update(invoices.invoice_page_context(self, request, obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     # --- Permissions: invoices change only through their status actions ------------------
@@ -454,22 +388,20 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description="Customer")
     def customer_link(self, obj: Invoice) -> str:
-        return _link(obj.customer)
+        return change_link(obj.customer)
 
     @admin.display(description="Subscription")
     def subscription_link(self, obj: Invoice) -> str:
-        return _link(obj.subscription)
+        return change_link(obj.subscription)
 
     # --- Status actions: each shows a confirmation page first ------------------------------
 
     def _transition(self, request, queryset, action: str):
-        _, transition = admin_views.TRANSITIONS_BY_ACTION[action]
-        invoices = list(
-            queryset.select_related("customer").order_by("pk")[
-                : admin_views.MAX_INVOICES_PER_ACTION + 1
-            ]
-        )
-        return admin_views.invoice_transition_confirm(self, request, invoices, transition)
+        _, transition = invoice_transitions.TRANSITIONS_BY_ACTION[action]
+        most = invoice_transitions.MAX_INVOICES_PER_ACTION
+        # One more than allowed, so that the page can refuse a selection that is too large.
+        selected = list(queryset.select_related("customer").order_by("pk")[: most + 1])
+        return invoice_transitions.invoice_transition_confirm(self, request, selected, transition)
 
     @admin.action(description="Finalize selected invoices…", permissions=["transition"])
     def finalize_invoices(self, request, queryset):
@@ -542,18 +474,11 @@ class TestClockAdmin(admin.ModelAdmin):
         obj.__dict__.update(created.__dict__)
 
     def advance_view(self, request, object_id):
-        return admin_views.test_clock_advance_view(self, request, object_id)
+        return test_clocks.test_clock_advance_view(self, request, object_id)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
-            context["customers"] = list(
-                obj.customers.annotate(subscription_count=Count("subscriptions")).order_by("pk")
-            )
-            context["advance_url"] = (
-                reverse("admin:invoicing_testclock_advance", args=[obj.pk])
-                if self.has_advance_permission(request) and obj.deleted_at is None
-                else None
-            )
+            context.update(test_clocks.test_clock_page_context(self, request, obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="Customers", ordering="customer_count")
@@ -603,11 +528,11 @@ class BillingRunFailureAdmin(admin.ModelAdmin):
 
     @admin.display(description="Customer")
     def customer(self, obj: BillingRunFailure):
-        return _link(obj.subscription.customer)
+        return change_link(obj.subscription.customer)
 
     @admin.display(description="Subscription")
     def subscription_link(self, obj: BillingRunFailure):
-        return _link(obj.subscription)
+        return change_link(obj.subscription)
 
     @admin.display(description="Error")
     def error_summary(self, obj: BillingRunFailure) -> str:

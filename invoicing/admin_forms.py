@@ -15,28 +15,22 @@ from django.contrib.admin.widgets import AutocompleteSelect
 from django.db.models import Q
 from django.forms import formset_factory
 
+from billing_site.admin_kit import UTCDateTimeField
 from billing_site.errors import BillingError
-from catalog.describe import describe_price_terms_short
-from catalog.forms import billing_period_label
+from catalog.describe import billing_period_label, describe_price_terms_short, price_summary
 from catalog.models import Price
 from catalog.money import currency_exponent
 from catalog.services import validate_currency
 from invoicing.models import Customer, Invoice, Subscription, TestClock
 from invoicing.services import ItemInput
-from metering.admin_forms import UTCDateTimeField
 
 CollectionMethod = Subscription.CollectionMethod
-# Offered in the currency field's suggestions; any ISO 4217 code is accepted.
-COMMON_CURRENCIES = ["USD", "EUR", "GBP", "JPY", "CAD", "AUD", "CHF"]
 MAX_INVOICE_ITEMS = 50
 
 
 def price_label(price: Price) -> str:
     """ "Pro seats (price_…): 20.00 USD per unit, Monthly"."""
-    name = price.nickname or price.product.name
-    terms = describe_price_terms_short(price.terms, price.currency)
-    period = billing_period_label(price.recurring_interval, price.recurring_interval_count)
-    return f"{name} ({price.public_id}): {terms}, {period}"
+    return price_summary(price)
 
 
 def _customer_widget(field_of, admin_site) -> AutocompleteSelect:

@@ -26,9 +26,10 @@ from invoicing.services import (
     invoice_pay,
     subscription_create,
 )
-from metering.ingest import EventInput, meter_events_ingest
+from metering.ingest import meter_events_ingest
 from metering.models import Meter
 from metering.services import meter_create
+from metering.validation import EventInput
 
 
 def _meter(event_name: str, display_name: str) -> Meter:

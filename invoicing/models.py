@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.db import models
 
 from billing_site import clock
@@ -20,6 +21,9 @@ class TestClock(models.Model):
     name = models.CharField(max_length=300, blank=True)
     frozen_time = models.DateTimeField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.READY)
+    advance_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the running (or last) advance started."
+    )
     created_at = models.DateTimeField()
     deleted_at = models.DateTimeField(null=True, blank=True)
 
@@ -28,6 +32,15 @@ class TestClock(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.public_id
+
+    def advance_is_stale(self, now: dt.datetime) -> bool:
+        """An advance still `advancing` past the staleness window died with its worker."""
+        return (
+            self.status == self.Status.ADVANCING
+            and self.advance_started_at is not None
+            and now - self.advance_started_at
+            > dt.timedelta(seconds=settings.BILLING_STALE_REQUEST_SECONDS)
+        )
 
 
 class CustomerQuerySet(models.QuerySet):
@@ -298,3 +311,63 @@ class BillingRunFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step}: {self.subscription_id}"
+
+
+class CustomerEvent(models.Model):
+    """The audit trail of a customer's account: its subscriptions started and ended, and its
+    deletion; who did it (an API key, a staff user or a job) and when."""
+
+    class Action(models.TextChoices):
+        SUBSCRIPTION_CREATED = "subscription_created", "Subscription created"
+        SUBSCRIPTION_CANCELED = "subscription_canceled", "Subscription canceled"
+        DELETED = "deleted", "Customer deleted"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events")
+    subscription = models.ForeignKey(
+        Subscription, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    action = models.CharField(max_length=30, choices=Action.choices)
+    actor = models.CharField(max_length=150, help_text="'api (key name)', a user, or a job.")
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(
+        help_text="When it took effect, as the changed row records it (a subscription's own "
+        "time is its customer's billing time: a test clock's frozen time, if it has one)."
+    )
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.actor}"
+
+
+class PortalSession(models.Model):
+    """A portal link (Stripe's `billing_portal.session`): made by staff or an API key, opened
+    once.
+
+    The link's signed token names this row by `public_id`; the token itself is never stored.
+    Opening the link claims the row (`opened_at`), so a second use is refused; staff can revoke
+    a customer's links, which also ends the browser sessions they opened. Times are wall-clock,
+    like the signer's: links age in real time, whatever a test clock says.
+    """
+
+    public_id = PublicIdField("bps")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="portal_sessions")
+    created_by = models.CharField(max_length=150, help_text="'api (key name)' or a user.")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(help_text="The link can't be opened from then on.")
+    opened_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the link opened a browser session (once only)."
+    )
+    revoked_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The link no longer opens, and the browser session it opened has ended.",
+    )
+    revoked_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+
+    def __str__(self) -> str:
+        return self.public_id

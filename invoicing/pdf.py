@@ -14,7 +14,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 
 from invoicing.models import Invoice
-from invoicing.portal import invoice_document
+from invoicing.presenters import invoice_document
 
 TEMPLATE = "portal/invoice_pdf.html"
 
@@ -46,7 +46,7 @@ def _local_fetcher() -> Any:
 
 def pdf_filename(invoice: Invoice) -> str:
     """`INV-0001.pdf`; anything but letters, digits, dot, dash and underscore becomes '_'."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", invoice.number or invoice.public_id) + ".pdf"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", invoice.label) + ".pdf"
 
 
 def render_invoice_html(invoice: Invoice) -> str:

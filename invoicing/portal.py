@@ -4,17 +4,22 @@ Access (DESIGN "Security": signed, expiring, scoped to one customer):
 
 - A portal link is `/portal/enter/<token>/`. The token is a `TimestampSigner` signature over
   `{"c": customer public id, "s": portal session id, "r": return_url}`, so nobody can forge one
-  or point it at another customer, and it can be used until `LINK_MAX_AGE` has passed.
-  Nothing is stored: the token is the record (the `bps_...` id is only for logs and the API).
-- Opening a link puts only the customer's id (and the return URL) in the Django session, with an
-  idle timeout of `SESSION_IDLE_SECONDS`. Every portal page reads the customer from the session;
-  no portal URL carries a customer id, and invoices are looked up filtered by that customer.
+  or point it at another customer, and it can be opened until `LINK_MAX_AGE` has passed.
+- A link opens **one** browser session: its `PortalSession` row (`bps_...`, who made it, when)
+  is claimed when it is opened, and a second use gets the "expired or already used" page. The
+  token itself is never stored or logged (`billing_site.log_masking` masks it in log lines).
+  Staff can revoke a customer's links, which also ends the sessions they opened.
+- Opening a link puts only the customer's id, the portal session's row id (and the return URL)
+  in the Django session, with an idle timeout of `SESSION_IDLE_SECONDS`, then redirects to a
+  token-free URL. Every portal page reads the customer from the session; no portal URL carries
+  a customer id, and invoices are looked up filtered by that customer.
 - Link ages use the wall clock (`time.time()`, as Django's signer does), not the billing clock:
   a test clock moves billing time, not how long a credential has been around.
 
-Reads: `portal_overview` (current period, usage and its chart, upcoming invoice, credits) and
-`invoice_document` (an invoice as the detail page and the PDF show it). They return plain,
-already formatted values so the templates stay dumb.
+Reads: `portal_overview` (current period, usage and its chart, upcoming invoice, credits). It
+returns plain, already formatted values so the templates stay dumb; invoices, their lines and
+credit grants are drawn by the presenters the admin and the PDF share (`invoicing.presenters`,
+`credits.presenters`).
 """
 
 from __future__ import annotations
@@ -30,16 +35,16 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils.safestring import SafeString
 
+from billing_site.charts import bar_chart_svg
 from billing_site.errors import BillingError
-from billing_site.ids import generate_public_id
-from catalog.money import format_minor_units
+from billing_site.formatting import format_value
 from credits.models import CreditGrant
-from credits.selectors import balance_summary, grants_with_balances
-from invoicing.models import Customer, Invoice, InvoiceLineItem, Subscription
+from credits.presenters import BalanceRow, GrantRow, balance_rows, grant_rows
+from invoicing import services
+from invoicing.models import Customer, Invoice, PortalSession, Subscription
+from invoicing.presenters import InvoiceSummary, UpcomingInvoice, invoice_summary, upcoming_invoice
 from invoicing.selectors import invoice_preview
-from invoicing.services.invoices import customer_now
-from metering.charts import bar_chart_svg, format_value
-from metering.selectors import usage, usage_by_window
+from metering.store import usage, usage_by_window
 
 # How long a portal link can be opened after it was made (seconds). Module-level so tests can
 # monkeypatch it; read at call time.
@@ -48,6 +53,7 @@ LINK_MAX_AGE = 60 * 60
 SESSION_IDLE_SECONDS = 30 * 60
 SALT = "billing-portal"
 SESSION_CUSTOMER_KEY = "portal_customer_id"
+SESSION_LINK_KEY = "portal_session_id"  # the PortalSession row that opened it, for revocation
 SESSION_RETURN_URL_KEY = "portal_return_url"
 
 DAY = dt.timedelta(days=1)
@@ -102,30 +108,43 @@ def _signer() -> signing.TimestampSigner:
     return signing.TimestampSigner(salt=SALT)
 
 
-def portal_link_create(*, customer: Customer, return_url: str | None = None) -> PortalLink:
-    """Sign a link to this customer's portal. Writes nothing; refuses a deleted customer."""
+def _wall_now() -> dt.datetime:
+    """Now by the wall clock, to the second, as the signer ages links."""
+    return dt.datetime.fromtimestamp(int(time.time()), tz=dt.UTC)
+
+
+def portal_link_create(
+    *, customer: Customer, return_url: str | None = None, actor: str = ""
+) -> PortalLink:
+    """Sign a link to this customer's portal and record who made it (`actor`: the API key's
+    or the staff user's name). Refuses a deleted customer."""
     if customer.deleted_at is not None:
         raise BillingError(
             f"Customer {customer.public_id} has been deleted: its portal is closed.",
             param="customer",
         )
-    session_id = generate_public_id("bps")
-    created = dt.datetime.fromtimestamp(int(time.time()), tz=dt.UTC)
-    payload: dict[str, Any] = {"c": customer.public_id, "s": session_id}
+    created = _wall_now()
+    expires = created + dt.timedelta(seconds=LINK_MAX_AGE)
+    session = services.portal_session_create(
+        customer=customer, actor=actor, at=created, expires_at=expires
+    )
+    payload: dict[str, Any] = {"c": customer.public_id, "s": session.public_id}
     if return_url:
         payload["r"] = return_url
     return PortalLink(
-        id=session_id,
+        id=session.public_id,
         customer=customer,
         token=_signer().sign_object(payload),
         created_at=created,
-        expires_at=created + dt.timedelta(seconds=LINK_MAX_AGE),
+        expires_at=expires,
         return_url=return_url,
     )
 
 
-def portal_link_open(*, token: str) -> tuple[Customer, str | None]:
-    """The customer a link opens, and its return URL; raises a PortalAccessError otherwise.
+def portal_link_open(*, token: str, browser_session) -> tuple[PortalSession, str | None]:
+    """The portal session a link opens (claimed: it opens only once), and its return URL;
+    raises a PortalAccessError otherwise. `browser_session` is `request.session`: the browser
+    that opened the link may open it again (Back, reload) without counting as a second use.
 
     An expired link's signature is still checked before its return URL is trusted, so a
     tampered link never counts as merely expired.
@@ -139,14 +158,57 @@ def portal_link_open(*, token: str) -> tuple[Customer, str | None]:
     except (signing.BadSignature, ValueError):
         raise LinkInvalid() from None
     public_id = payload.get("c") if isinstance(payload, dict) else None
-    if not isinstance(public_id, str):
+    session_id = payload.get("s") if isinstance(payload, dict) else None
+    if not isinstance(public_id, str) or not isinstance(session_id, str):
         raise LinkInvalid()
-    customer = Customer.objects.filter(public_id=public_id).first()
-    if customer is None:
+    link = (
+        PortalSession.objects.select_related("customer")
+        .filter(public_id=session_id, customer__public_id=public_id)
+        .first()
+    )
+    if link is None:
         raise LinkInvalid()
-    if customer.deleted_at is not None:
-        raise AccountClosed(_return_url(payload))
-    return customer, _return_url(payload)
+    return_url = _return_url(payload)
+    if link.customer.deleted_at is not None:
+        raise AccountClosed(return_url)
+    if link.revoked_at is not None:
+        raise LinkExpired(return_url)
+    reopened = browser_session.get(SESSION_LINK_KEY) == link.pk
+    if not reopened and not services.portal_session_claim(link=link, at=_wall_now()):
+        raise LinkExpired(return_url)  # already used
+    return link, return_url
+
+
+def portal_access_revoke(*, customer: Customer, actor: str) -> int:
+    """Revoke the customer's links that can still be opened and end the sessions they opened.
+    Returns how many were revoked."""
+    return services.portal_sessions_revoke(customer=customer, actor=actor, at=_wall_now())
+
+
+@dataclass(frozen=True)
+class RecentLink:
+    link: PortalSession
+    status: str  # in words, for staff
+
+
+RECENT_LINKS = 10
+
+
+def portal_links_recent(*, customer: Customer) -> list[RecentLink]:
+    """The customer's latest links, newest first, with what became of each."""
+    now = _wall_now()
+    rows = []
+    for link in customer.portal_sessions.order_by("-pk")[:RECENT_LINKS]:
+        if link.revoked_at is not None:
+            status = f"Revoked by {link.revoked_by or 'staff'}"
+        elif link.opened_at is not None:
+            status = "Opened (used)"
+        elif link.expires_at <= now:
+            status = "Expired, never opened"
+        else:
+            status = "Not opened yet"
+        rows.append(RecentLink(link=link, status=status))
+    return rows
 
 
 def _return_url(payload: Any) -> str | None:
@@ -154,11 +216,13 @@ def _return_url(payload: Any) -> str | None:
     return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
 
 
-def portal_session_start(session, *, customer: Customer, return_url: str | None) -> None:
-    """Bind a browser session to one customer (`session` is `request.session`)."""
+def portal_session_start(session, *, link: PortalSession, return_url: str | None) -> None:
+    """Bind a browser session to the customer of an opened link (`session` is
+    `request.session`)."""
     # A new session key: a session id planted before the link was opened is worth nothing.
     session.cycle_key()
-    session[SESSION_CUSTOMER_KEY] = customer.pk
+    session[SESSION_CUSTOMER_KEY] = link.customer_id
+    session[SESSION_LINK_KEY] = link.pk
     if return_url:
         session[SESSION_RETURN_URL_KEY] = return_url
     else:
@@ -167,18 +231,27 @@ def portal_session_start(session, *, customer: Customer, return_url: str | None)
 
 
 def portal_session_end(session) -> None:
-    session.pop(SESSION_CUSTOMER_KEY, None)
-    session.pop(SESSION_RETURN_URL_KEY, None)
+    for key in (SESSION_CUSTOMER_KEY, SESSION_LINK_KEY, SESSION_RETURN_URL_KEY):
+        session.pop(key, None)
 
 
 def portal_session_customer(session) -> Customer:
-    """The customer of a live portal session, renewing its idle timeout."""
+    """The customer of a live portal session, renewing its idle timeout. A session whose link
+    staff revoked has ended."""
     customer_id = session.get(SESSION_CUSTOMER_KEY)
-    if customer_id is None:
+    link_id = session.get(SESSION_LINK_KEY)
+    if customer_id is None or link_id is None:
         raise SessionEnded()
     return_url = session.get(SESSION_RETURN_URL_KEY)
-    customer = Customer.objects.select_related("test_clock").filter(pk=customer_id).first()
-    if customer is None or customer.deleted_at is not None:
+    link = (
+        PortalSession.objects.select_related("customer__test_clock")
+        .filter(pk=link_id, customer_id=customer_id)
+        .first()
+    )
+    if link is None or link.revoked_at is not None:
+        raise SessionEnded(return_url)
+    customer = link.customer
+    if customer.deleted_at is not None:
         # The session stays (and times out) so every page keeps saying why, not "ended".
         raise AccountClosed(return_url)
     # Saving the session on every page moves its expiry: the timeout counts idle time.
@@ -210,145 +283,6 @@ def portal_invoice(*, customer: Customer, public_id: str) -> Invoice | None:
     return Invoice.objects.filter(customer=customer, public_id=public_id).first()
 
 
-@dataclass(frozen=True)
-class TierRow:
-    label: str
-    units: str
-    unit_amount: str
-    flat_amount: str  # "" when there is none
-    amount: str
-
-
-@dataclass(frozen=True)
-class LineRow:
-    description: str
-    kind: str
-    period_start: dt.datetime
-    period_end: dt.datetime
-    quantity: str
-    amount: str
-    credits_applied: str  # "" when none
-    tiers: list[TierRow]
-
-
-@dataclass(frozen=True)
-class InvoiceDocument:
-    """An invoice as the portal's detail page and the PDF show it (amounts formatted)."""
-
-    invoice: Invoice
-    customer: Customer
-    number: str
-    status: str
-    status_label: str
-    lines: list[LineRow]
-    subtotal: str
-    total_credits: str
-    has_credits: bool
-    total: str
-    amount_due: str
-    amount_paid: str
-    amount_remaining: str
-    issued_at: dt.datetime | None
-    due_date: dt.datetime | None
-    charged_automatically: bool
-    has_pdf: bool
-
-
-STATUS_LABELS = {
-    Invoice.Status.DRAFT: "Draft",
-    Invoice.Status.OPEN: "Open",
-    Invoice.Status.PAID: "Paid",
-    Invoice.Status.VOID: "Void",
-    Invoice.Status.UNCOLLECTIBLE: "Uncollectible",
-}
-
-
-def tier_rows(breakdown: list[dict[str, Any]], currency: str) -> list[TierRow]:
-    """A line's `tier_breakdown` (minor-unit decimal strings) in words and major units."""
-    rows = []
-    for row in breakdown:
-        flat = Decimal(row.get("flat_amount_decimal") or 0)
-        rows.append(
-            TierRow(
-                label=f"Tier {row['tier']}" if row.get("tier") else "Per unit",
-                units=format_value(Decimal(row["units"])),
-                unit_amount=format_minor_units(Decimal(row["unit_amount_decimal"]), currency),
-                flat_amount=format_minor_units(flat, currency) if flat else "",
-                amount=format_minor_units(Decimal(row["amount_decimal"]), currency),
-            )
-        )
-    return rows
-
-
-def shown_tiers(breakdown: list[dict[str, Any]], quantity: Decimal, currency: str) -> list[TierRow]:
-    """The breakdown worth showing under a line: tiered prices and packages, not "1 x fee"."""
-    if any(row.get("tier") or Decimal(row["units"]) != quantity for row in breakdown):
-        return tier_rows(breakdown, currency)
-    return []
-
-
-def _line_row(line: InvoiceLineItem, currency: str) -> LineRow:
-    return LineRow(
-        description=line.description,
-        kind=line.get_kind_display(),
-        period_start=line.period_start,
-        period_end=line.period_end,
-        quantity=format_value(line.quantity),
-        amount=format_minor_units(line.amount, currency),
-        credits_applied=(
-            format_minor_units(line.credits_applied, currency) if line.credits_applied else ""
-        ),
-        tiers=shown_tiers(line.tier_breakdown, line.quantity, currency),
-    )
-
-
-def invoice_document(invoice: Invoice) -> InvoiceDocument:
-    currency = invoice.currency
-    lines = list(invoice.lines.order_by("pk"))
-    return InvoiceDocument(
-        invoice=invoice,
-        customer=invoice.customer,
-        number=invoice.number or invoice.public_id,
-        status=invoice.status,
-        status_label=STATUS_LABELS[invoice.status],
-        lines=[_line_row(line, currency) for line in lines],
-        subtotal=format_minor_units(invoice.subtotal, currency),
-        total_credits=format_minor_units(invoice.total_credits, currency),
-        has_credits=invoice.total_credits != 0,
-        total=format_minor_units(invoice.total, currency),
-        amount_due=format_minor_units(invoice.amount_due, currency),
-        amount_paid=format_minor_units(invoice.amount_paid, currency),
-        amount_remaining=format_minor_units(invoice.amount_remaining, currency),
-        issued_at=invoice.finalized_at,
-        due_date=invoice.due_date,
-        charged_automatically=(
-            invoice.collection_method == Subscription.CollectionMethod.CHARGE_AUTOMATICALLY
-        ),
-        has_pdf=invoice.status != Invoice.Status.DRAFT,
-    )
-
-
-@dataclass(frozen=True)
-class InvoiceSummary:
-    invoice: Invoice
-    number: str
-    status: str
-    status_label: str
-    total: str
-    amount_due: str
-
-
-def invoice_summary(invoice: Invoice) -> InvoiceSummary:
-    return InvoiceSummary(
-        invoice=invoice,
-        number=invoice.number or invoice.public_id,
-        status=invoice.status,
-        status_label=STATUS_LABELS[invoice.status],
-        total=format_minor_units(invoice.total, invoice.currency),
-        amount_due=format_minor_units(invoice.amount_due, invoice.currency),
-    )
-
-
 # --- Overview ---------------------------------------------------------------------------------
 
 
@@ -362,17 +296,6 @@ class MeterUsage:
     chart: SafeString
 
 
-@dataclass(frozen=True)
-class UpcomingLine:
-    description: str
-    period_start: dt.datetime
-    period_end: dt.datetime
-    quantity: str
-    amount: str
-    credits_applied: str
-    tiers: list[TierRow]
-
-
 @dataclass
 class SubscriptionOverview:
     subscription: Subscription
@@ -380,30 +303,17 @@ class SubscriptionOverview:
     period_end: dt.datetime
     items: list[str] = field(default_factory=list)
     usage: list[MeterUsage] = field(default_factory=list)
-    upcoming_lines: list[UpcomingLine] = field(default_factory=list)
-    upcoming_subtotal: str = ""
-    upcoming_credits: str = ""
-    upcoming_has_credits: bool = False
-    upcoming_amount_due: str = ""
+    upcoming: UpcomingInvoice | None = None
     upcoming_error: str = ""
 
 
-@dataclass(frozen=True)
-class GrantRow:
-    name: str
-    category: str
-    amount: str
-    remaining: str
-    status: str
-    effective_at: dt.datetime
-    expires_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class BalanceRow:
-    currency: str
-    available: str
-    ledger: str
+# The customer's words for a grant's status (`CreditGrant.status_at`).
+GRANT_STATUS_LABELS = {
+    CreditGrant.STATUS_ACTIVE: "Active",
+    CreditGrant.STATUS_SCHEDULED: "Not yet effective",
+    CreditGrant.STATUS_EXPIRED: "Expired",
+    CreditGrant.STATUS_VOIDED: "Voided",
+}
 
 
 @dataclass
@@ -411,7 +321,7 @@ class Overview:
     customer: Customer
     now: dt.datetime
     subscriptions: list[SubscriptionOverview]
-    grants: list[GrantRow]
+    grants: list[GrantRow]  # status_label in GRANT_STATUS_LABELS' words
     balances: list[BalanceRow]
     recent_invoices: list[InvoiceSummary]
 
@@ -452,16 +362,6 @@ def daily_usage(
     return series
 
 
-def grant_status(grant: CreditGrant, now: dt.datetime) -> str:
-    if grant.voided_at is not None:
-        return "Voided"
-    if grant.expired_at is not None or (grant.expires_at is not None and grant.expires_at <= now):
-        return "Expired"
-    if grant.effective_at > now:
-        return "Not yet effective"
-    return "Active"
-
-
 def _subscription_overview(
     subscription: Subscription, customer: Customer, now: dt.datetime
 ) -> SubscriptionOverview:
@@ -470,7 +370,7 @@ def _subscription_overview(
     overview = SubscriptionOverview(subscription=subscription, period_start=start, period_end=end)
     for item in subscription.items.all():
         price = item.price
-        name = price.nickname or price.product.name
+        name = price.display_name
         if not price.is_metered:
             overview.items.append(f"{item.quantity} x {name}")
             continue
@@ -495,25 +395,7 @@ def _subscription_overview(
     except BillingError as error:
         overview.upcoming_error = error.message
         return overview
-    currency = preview.currency
-    overview.upcoming_lines = [
-        UpcomingLine(
-            description=line.description,
-            period_start=line.period.start,
-            period_end=line.period.end,
-            quantity=format_value(line.quantity),
-            amount=format_minor_units(line.amount, currency),
-            credits_applied=(
-                format_minor_units(line.credits_applied, currency) if line.credits_applied else ""
-            ),
-            tiers=shown_tiers(line.tier_breakdown, line.quantity, currency),
-        )
-        for line in preview.lines
-    ]
-    overview.upcoming_subtotal = format_minor_units(preview.subtotal, currency)
-    overview.upcoming_credits = format_minor_units(preview.total_credits, currency)
-    overview.upcoming_has_credits = preview.total_credits != 0
-    overview.upcoming_amount_due = format_minor_units(preview.amount_due, currency)
+    overview.upcoming = upcoming_invoice(preview)
     return overview
 
 
@@ -521,7 +403,7 @@ RECENT_INVOICES = 3
 
 
 def portal_overview(*, customer: Customer) -> Overview:
-    now = customer_now(customer)
+    now = customer.billing_now()
     subscriptions = (
         customer.subscriptions.filter(status=Subscription.Status.ACTIVE)
         .prefetch_related("items__price__product", "items__price__meter", "items__price__tiers")
@@ -531,26 +413,8 @@ def portal_overview(*, customer: Customer) -> Overview:
         customer=customer,
         now=now,
         subscriptions=[_subscription_overview(sub, customer, now) for sub in subscriptions],
-        grants=[
-            GrantRow(
-                name=row.grant.name or "Billing credits",
-                category=row.grant.get_category_display(),
-                amount=format_minor_units(row.grant.amount, row.grant.currency),
-                remaining=format_minor_units(row.remaining, row.grant.currency),
-                status=grant_status(row.grant, now),
-                effective_at=row.grant.effective_at,
-                expires_at=row.grant.expires_at,
-            )
-            for row in grants_with_balances(customer=customer)
-        ],
-        balances=[
-            BalanceRow(
-                currency=currency,
-                available=format_minor_units(balance.available, currency),
-                ledger=format_minor_units(balance.ledger, currency),
-            )
-            for currency, balance in sorted(balance_summary(customer=customer).items())
-        ],
+        grants=grant_rows(customer=customer, at=now, status_labels=GRANT_STATUS_LABELS),
+        balances=balance_rows(customer=customer),
         recent_invoices=[
             invoice_summary(invoice)
             for invoice in portal_invoices(customer=customer)[:RECENT_INVOICES]

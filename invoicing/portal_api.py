@@ -1,7 +1,8 @@
 """`POST /v1/billing_portal/sessions`: a signed portal link for one customer, in Stripe's shape.
 
-Nothing is stored: the link's signed token is the session (see `invoicing.portal`). As on
-Stripe, there is no endpoint to retrieve or list sessions afterwards.
+The session is stored (`PortalSession`: who made it, when it was opened) but its signed token is
+not, and the link opens the portal once (see `invoicing.portal`). As on Stripe, there is no
+endpoint to retrieve or list sessions afterwards.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
-from billing_site.api.base import ApiView, get_by_public_id
+from billing_site.api.base import ApiView, api_actor, get_by_public_id
 from billing_site.api.params import ParameterError, Params
 from billing_site.clock import to_unix
 from invoicing.models import Customer
@@ -61,6 +62,8 @@ class BillingPortalSessionCollection(ApiView):
         customer = get_by_public_id(
             Customer.objects.live(), public_id, "customer", param="customer"
         )
-        link = portal_link_create(customer=customer, return_url=_return_url(params))
+        link = portal_link_create(
+            customer=customer, return_url=_return_url(params), actor=api_actor(request)
+        )
         logger.info("Portal session %s created for %s via the API", link.id, customer.public_id)
         return serialize_portal_session(link, request.build_absolute_uri(link.path))

@@ -1,4 +1,5 @@
-"""The customer portal's pages. Thin: access rules and reads live in `invoicing.portal`.
+"""The customer portal's pages. Thin: access rules and reads live in `invoicing.portal`, and
+invoices are drawn by `invoicing.presenters` (shared with the admin and the PDF).
 
 Every page but `enter` takes its customer from the session (`portal_page`), never from the URL.
 Anything that stops a page (a bad link, an ended session, a closed account, an unknown invoice)
@@ -23,6 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 from invoicing import portal
 from invoicing.models import Customer, Invoice
 from invoicing.pdf import pdf_filename, render_invoice_pdf
+from invoicing.presenters import invoice_document, invoice_summary
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +40,9 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     ),
     "expired": (
         410,
-        "This link has expired",
-        "Portal links work for a limited time: ask your billing contact for a new one.",
+        "This link has expired or was already used",
+        "A portal link opens the portal once, for a limited time: ask your billing contact for "
+        "a new one.",
     ),
     "closed": (
         410,
@@ -120,14 +123,15 @@ def _render(request: HttpRequest, template: str, customer: Customer, **context: 
 @never_cache
 @require_GET
 def enter(request: HttpRequest, token: str) -> HttpResponse:
-    """Open a signed link: bind this browser's session to the link's customer, then go home."""
+    """Open a signed link, once: bind this browser's session to the link's customer, then go
+    home. The token is a credential: it is never logged (the log filter masks this URL)."""
     try:
-        customer, return_url = portal.portal_link_open(token=token)
+        link, return_url = portal.portal_link_open(token=token, browser_session=request.session)
     except portal.PortalAccessError as refusal:
         logger.info("Portal link refused: %s", refusal.kind)
         return error_page(request, refusal.kind, return_url=refusal.return_url)
-    portal.portal_session_start(request.session, customer=customer, return_url=return_url)
-    logger.info("Portal session started for %s", customer.public_id)
+    portal.portal_session_start(request.session, link=link, return_url=return_url)
+    logger.info("Portal session %s started for %s", link.public_id, link.customer.public_id)
     # Redirecting also takes the token out of the address bar (and of later Referer headers).
     return redirect("portal:overview")
 
@@ -162,7 +166,7 @@ def invoice_list(request: HttpRequest, customer: Customer) -> HttpResponse:
         "portal/invoice_list.html",
         customer,
         page=page,
-        invoices=[portal.invoice_summary(invoice) for invoice in page],
+        invoices=[invoice_summary(invoice) for invoice in page],
         nav="invoices",
     )
 
@@ -189,7 +193,7 @@ def invoice_detail(request: HttpRequest, customer: Customer, public_id: str) -> 
         request,
         "portal/invoice_detail.html",
         customer,
-        doc=portal.invoice_document(invoice),
+        doc=invoice_document(invoice),
         nav="invoices",
     )
 

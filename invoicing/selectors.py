@@ -14,8 +14,8 @@ from credits.services import LineToCredit, plan_applications
 from invoicing.models import Customer, Invoice, InvoiceLineItem, Subscription
 from invoicing.periods import Period, next_period
 from invoicing.services.lines import PlannedLine, plan_items, plan_period_lines, usage_by_item
-from metering.ingest import ACCEPTANCE_WINDOW_PAST
 from metering.models import MeterEvent
+from metering.validation import ACCEPTANCE_WINDOW_PAST
 
 # The preview's lines are the planner's lines, with the credits finalization would apply.
 PreviewLine = PlannedLine

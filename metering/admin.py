@@ -21,21 +21,32 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from billing_site import clock
-from billing_site.admin_forms import add_billing_error
-from billing_site.admin_pages import timestamp_set_filter
+from billing_site.admin_kit import (
+    actor,
+    add_billing_error,
+    admin_form,
+    call_for_each,
+    change_url,
+    page_context,
+    render,
+    timestamp_set_filter,
+    utc_label,
+)
+from billing_site.charts import bar_chart_svg
 from billing_site.errors import BillingError
+from billing_site.formatting import format_value
 from metering import services
 from metering.admin_forms import SendTestEventForm, UsageChartForm
-from metering.charts import bar_chart_svg, format_value
-from metering.ingest import CANCELLATION_WINDOW, hour_of, meter_event_cancel, meter_event_create
+from metering.cancellation import CANCELLATION_WINDOW, meter_event_cancel
+from metering.ingest import meter_event_create
 from metering.models import Meter, MeterEvent, MeterEventAdjustment, MeterUsageRollup
-from metering.selectors import meter_event_stats, usage_by_window
+from metering.selectors import meter_event_stats
+from metering.store import hour_of, usage_by_window
 
 # metering sits below invoicing: reach the customer model through the string FK, never by import.
 Customer = MeterEvent._meta.get_field("customer").related_model
@@ -256,51 +267,52 @@ class MeterAdmin(admin.ModelAdmin):
                 self.message_user(
                     request,
                     format_html(
-                        'Test event <a href="{}">{}</a> recorded: value {} for {} at {} UTC.',
-                        reverse("admin:metering_meterevent_change", args=[event.pk]),
+                        'Test event <a href="{}">{}</a> recorded: value {} for {} at {}.',
+                        change_url(event),
                         accepted.identifier,
                         format_value(accepted.value),
                         customer.public_id,
-                        f"{accepted.timestamp:%Y-%m-%d %H:%M:%S}",
+                        utc_label(accepted.timestamp),
                     ),
                     messages.SUCCESS,
                 )
-                return HttpResponseRedirect(reverse("admin:metering_meter_change", args=[meter.pk]))
-        admin_form = helpers.AdminForm(form, [(None, {"fields": list(form.base_fields)})], {})
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Send a test event to {meter.display_name}",
-            "subtitle": None,
-            "adminform": admin_form,
-            "form": form,
-            "errors": helpers.AdminErrorList(form, []),
-            "media": self.media + admin_form.media,
-            "opts": self.opts,
-            "original": meter,
-            "is_popup": False,
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "admin/metering/meter/send_test_event.html", context)
+                return HttpResponseRedirect(change_url(meter))
+        adminform = admin_form(form, [(None, {"fields": list(form.base_fields)})])
+        context = page_context(
+            self,
+            request,
+            title=f"Send a test event to {meter.display_name}",
+            adminform=adminform,
+            form=form,
+            errors=helpers.AdminErrorList(form, []),
+            media=self.media + adminform.media,
+            original=meter,
+        )
+        return render(self, request, "admin/metering/meter/send_test_event.html", context)
 
     # --- Status actions -----------------------------------------------------------------------
 
     @admin.action(description="Deactivate selected meters", permissions=["change"])
     def deactivate_meters(self, request, queryset):
-        self._apply(request, queryset.filter(status=Meter.Status.ACTIVE), services.meter_deactivate)
+        self._set_status(
+            request, queryset.filter(status=Meter.Status.ACTIVE), services.meter_deactivate
+        )
 
     @admin.action(description="Reactivate selected meters", permissions=["change"])
     def reactivate_meters(self, request, queryset):
-        self._apply(
+        self._set_status(
             request, queryset.filter(status=Meter.Status.INACTIVE), services.meter_reactivate
         )
 
-    def _apply(self, request, queryset, service) -> None:
-        count = 0
-        for meter in queryset:
-            service(meter=meter)
-            self.log_change(request, meter, f"Status set to {meter.status}")
-            count += 1
-        self.message_user(request, f"{count} meter(s) updated.", messages.SUCCESS)
+    def _set_status(self, request, queryset, service) -> None:
+        call_for_each(
+            self,
+            request,
+            queryset,
+            lambda meter: service(meter=meter),
+            log=lambda meter: f"Status set to {meter.status}",
+            summary=lambda count: f"{count} meter(s) updated.",
+        )
 
 
 def _events_url(*, meter: Meter, customer=None) -> str:
@@ -456,9 +468,7 @@ class MeterEventAdmin(admin.ModelAdmin):
         ).first()
         if adjustment is None:
             return "Not cancelled: counted in usage."
-        return (
-            f"Cancelled at {adjustment.created_at:%Y-%m-%d %H:%M:%S} UTC by {adjustment.created_by}"
-        )
+        return f"Cancelled at {utc_label(adjustment.created_at)} by {adjustment.created_by}"
 
     @admin.action(description="Cancel selected events", permissions=["cancel"])
     def cancel_events(self, request, queryset):
@@ -485,37 +495,33 @@ class MeterEventAdmin(admin.ModelAdmin):
             }
             for event in events
         ]
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Cancel meter events",
-            "subtitle": None,
-            "opts": self.opts,
-            "rows": rows,
-            "cancellable_count": sum(1 for row in rows if row["refusal"] is None),
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "media": self.media,
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(
-            request, "admin/metering/meterevent/cancel_confirmation.html", context
+        context = page_context(
+            self,
+            request,
+            title="Cancel meter events",
+            rows=rows,
+            cancellable_count=sum(1 for row in rows if row["refusal"] is None),
+            action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
         )
+        return render(self, request, "admin/metering/meterevent/cancel_confirmation.html", context)
 
     def _cancel(self, request, events: list[MeterEvent]) -> None:
-        cancelled = 0
-        for event in events:
-            try:
-                meter_event_cancel(
-                    event_name=event.meter.event_name,
-                    identifier=event.identifier,
-                    cancelled_by=request.user.get_username(),
-                )
-            except BillingError as error:
-                self.message_user(request, error.message, messages.ERROR)
-                continue
-            self.log_change(request, event, "Cancelled: no longer counted in usage.")
-            cancelled += 1
-        if cancelled:
-            self.message_user(request, f"Cancelled {cancelled} meter event(s).", messages.SUCCESS)
+        def cancel(event: MeterEvent) -> None:
+            meter_event_cancel(
+                event_name=event.meter.event_name,
+                identifier=event.identifier,
+                cancelled_by=actor(request),
+            )
+
+        call_for_each(
+            self,
+            request,
+            events,
+            cancel,
+            log=lambda event: "Cancelled: no longer counted in usage.",
+            summary=lambda count: f"Cancelled {count} meter event(s).",
+            summary_when_none=False,
+        )
 
 
 def _cancel_refusal(event: MeterEvent, now: dt.datetime) -> str | None:

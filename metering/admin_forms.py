@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from django import forms
 from django.contrib.admin.widgets import AutocompleteSelect
-from django.utils import timezone
 from django.utils.html import format_html
 
+from billing_site.admin_kit import UTCDateTimeField
 from metering.models import Meter, MeterEvent
 
 # metering sits below invoicing: reach the customer model through the string FK, never by import.
@@ -47,18 +46,6 @@ class UsageChartForm(forms.Form):
                 "the field empty for all customers."
             )
         return customer
-
-
-class UTCDateTimeField(forms.DateTimeField):
-    """A datetime-local input read as UTC, whatever time zone is active for the staff user."""
-
-    widget = forms.DateTimeInput(
-        attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S"
-    )
-
-    def to_python(self, value: Any) -> dt.datetime | None:
-        with timezone.override(dt.UTC):
-            return super().to_python(value)
 
 
 class SendTestEventForm(forms.Form):

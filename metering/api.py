@@ -5,13 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from billing_site.api.base import ApiError, ApiView, get_by_public_id, paginate
+from billing_site.api.base import ApiError, ApiView, api_actor, get_by_public_id, paginate
 from billing_site.api.params import Params
 from billing_site.clock import from_unix, to_unix
 from billing_site.errors import BillingError
-from metering import ingest, services
+from metering import services
+from metering.cancellation import meter_event_cancel
+from metering.ingest import meter_event_create, meter_events_ingest
 from metering.models import Meter, MeterEvent
-from metering.selectors import usage, usage_by_window
+from metering.sessions import (
+    TOKEN_PREFIX,
+    meter_event_session_authenticate,
+    meter_event_session_create,
+)
+from metering.store import AcceptedEvent, usage, usage_by_window
+from metering.validation import MAX_BATCH_SIZE, EventInput, RejectedEvent
 
 
 def serialize_meter(meter: Meter) -> dict[str, Any]:
@@ -106,7 +114,7 @@ class MeterReactivate(ApiView):
 # --- meter events -----------------------------------------------------------------------------
 
 
-def serialize_meter_event(event: ingest.AcceptedEvent) -> dict[str, Any]:
+def serialize_meter_event(event: AcceptedEvent) -> dict[str, Any]:
     return {
         "object": "billing.meter_event",
         "created": to_unix(event.received_at),
@@ -125,6 +133,7 @@ def _unix_timestamp(params: Params, key: str) -> dt.datetime | None:
 
 class MeterEventCollection(ApiView):
     atomic = False  # parameters are all checked before the one write
+    rate_limit_group = "ingest"
 
     def post(self, request, params: Params) -> dict[str, Any]:
         event_name = params.string("event_name", required=True, max_length=100)
@@ -138,7 +147,7 @@ class MeterEventCollection(ApiView):
         identifier = params.string("identifier", max_length=100)
         timestamp = _unix_timestamp(params, "timestamp")
         params.reject_unknown()
-        event = ingest.meter_event_create(
+        event = meter_event_create(
             event_name=event_name, payload=payload, identifier=identifier, timestamp=timestamp
         )
         return serialize_meter_event(event)
@@ -151,7 +160,9 @@ class MeterEventAdjustmentCollection(ApiView):
         cancel = params.nested("cancel", required=True)
         identifier = cancel.string("identifier", required=True, max_length=100)
         cancel.reject_unknown()
-        ingest.meter_event_cancel(event_name=event_name, identifier=identifier)
+        meter_event_cancel(
+            event_name=event_name, identifier=identifier, cancelled_by=api_actor(request)
+        )
         return {
             "object": "billing.meter_event_adjustment",
             "cancel": {"identifier": identifier},
@@ -259,7 +270,7 @@ class MeterEventSessionCreate(ApiView):
     http_method_names = ["post"]
 
     def post(self, request, params: Params) -> dict[str, Any]:
-        session, token = ingest.meter_event_session_create(api_key=request.api_key)
+        session, token = meter_event_session_create(api_key=request.api_key)
         return {
             "id": session.public_id,
             "object": "v2.billing.meter_event_session",
@@ -291,18 +302,19 @@ class MeterEventStream(ApiView):
 
     http_method_names = ["post"]
     atomic = False  # parameters are all checked before the one write
+    rate_limit_group = "ingest"
 
     def authenticate(self, request):
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.startswith("mes_tok_"):
+        if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
             raise ApiError(
                 "The meter event stream needs a session token: create one with "
                 "POST /v2/billing/meter_event_session and send it as 'Authorization: Bearer "
                 "mes_tok_...'.",
                 status=401,
             )
-        api_key = ingest.meter_event_session_authenticate(token=token.strip())
+        api_key = meter_event_session_authenticate(token=token.strip())
         if api_key is None:
             raise ApiError(
                 "This meter event session token is invalid or expired (tokens last 15 "
@@ -321,26 +333,26 @@ class MeterEventStream(ApiView):
                 '"payload": {...}}]}.',
                 param="events",
             )
-        if len(raw_events) > ingest.MAX_BATCH_SIZE:
+        if len(raw_events) > MAX_BATCH_SIZE:
             raise BillingError(
-                f"A request can carry at most {ingest.MAX_BATCH_SIZE} events (got "
+                f"A request can carry at most {MAX_BATCH_SIZE} events (got "
                 f"{len(raw_events)}); split the batch.",
                 param="events",
             )
-        inputs: list[ingest.EventInput] = []
-        early_rejects: list[ingest.RejectedEvent] = []
+        inputs: list[EventInput] = []
+        early_rejects: list[RejectedEvent] = []
         for index, raw in enumerate(raw_events):
             if not isinstance(raw, dict):
                 early_rejects.append(
-                    ingest.RejectedEvent(index, "invalid_event", "Each event must be an object.")
+                    RejectedEvent(index, "invalid_event", "Each event must be an object.")
                 )
-                inputs.append(ingest.EventInput(None, None))
+                inputs.append(EventInput(None, None))
                 continue
             unknown = set(raw) - {"event_name", "payload", "identifier", "timestamp"}
             timestamp = _stream_timestamp(raw.get("timestamp"))
             if unknown:
                 early_rejects.append(
-                    ingest.RejectedEvent(
+                    RejectedEvent(
                         index,
                         "parameter_unknown",
                         f"Received unknown parameter: {sorted(unknown)[0]}",
@@ -349,21 +361,21 @@ class MeterEventStream(ApiView):
                 )
             elif isinstance(timestamp, str):
                 early_rejects.append(
-                    ingest.RejectedEvent(index, "invalid_timestamp", timestamp, "timestamp")
+                    RejectedEvent(index, "invalid_timestamp", timestamp, "timestamp")
                 )
             else:
                 inputs.append(
-                    ingest.EventInput(
+                    EventInput(
                         raw.get("event_name"), raw.get("payload"), raw.get("identifier"), timestamp
                     )
                 )
                 continue
-            inputs.append(ingest.EventInput(None, None))
+            inputs.append(EventInput(None, None))
         skip = {reject.index for reject in early_rejects}
         kept = [(index, event) for index, event in enumerate(inputs) if index not in skip]
-        result = ingest.meter_events_ingest(events=[event for _, event in kept])
+        result = meter_events_ingest(events=[event for _, event in kept])
         rejected = early_rejects + [
-            ingest.RejectedEvent(
+            RejectedEvent(
                 kept[reject.index][0], reject.code, reject.message, reject.param, reject.identifier
             )
             for reject in result.rejected

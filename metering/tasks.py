@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from metering.ingest import purge_expired_identifiers
 from metering.partitions import ensure_meter_event_partitions
+from metering.store import purge_expired_identifiers
 
 
 @shared_task

@@ -3,6 +3,8 @@
 An endpoint subclasses `ApiView` and implements `get`/`post`/`delete` as
 `(self, request, params: Params, **url_kwargs) -> dict`. It raises `BillingError` (or
 `ApiError`) for anything the client should fix; the base view renders Stripe's error shape.
+Whatever else goes wrong is still answered in that shape, never with an HTML page: a lost
+database connection is a retryable 503, anything unexpected a logged 500 `api_error`.
 """
 
 from __future__ import annotations
@@ -12,19 +14,38 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
-from django.http import HttpRequest, JsonResponse
+from django.core.exceptions import RequestDataTooBig
+from django.db import (
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    models,
+    transaction,
+)
+from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from billing_site import clock
-from billing_site.api.params import ParameterError, Params, decode_form
+from billing_site.api import rate_limits
+from billing_site.api.params import (
+    ParameterError,
+    Params,
+    decode_form,
+    decode_json,
+    escape_unstorable,
+    find_unstorable_text,
+)
+from billing_site.client_ip import client_ip
 from billing_site.errors import BillingError, NotFound
 from billing_site.models import ApiKey, IdempotencyKey
 from billing_site.services import api_key_authenticate
@@ -41,6 +62,7 @@ class ApiError(Exception):
         type: str = "invalid_request_error",
         code: str | None = None,
         param: str | None = None,
+        headers: dict[str, str] | None = None,
     ):
         super().__init__(message)
         self.message = message
@@ -48,18 +70,21 @@ class ApiError(Exception):
         self.type = type
         self.code = code
         self.param = param
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"type": self.type, "message": self.message}
+        # Messages quote what the client sent; a NUL in them couldn't be stored as an
+        # idempotent response, so it is quoted as `\u0000`.
+        error: dict[str, Any] = {"type": self.type, "message": escape_unstorable(self.message)}
         if self.code:
             error["code"] = self.code
         if self.param:
-            error["param"] = self.param
+            error["param"] = escape_unstorable(self.param)
         return {"error": error}
 
 
 def error_response(error: ApiError) -> JsonResponse:
-    return JsonResponse(error.body(), status=error.status)
+    return JsonResponse(error.body(), status=error.status, headers=error.headers)
 
 
 def _from_billing_error(exc: BillingError) -> ApiError:
@@ -89,73 +114,197 @@ def _authenticate(request: HttpRequest) -> ApiKey:
         )
     api_key = api_key_authenticate(secret=credential)
     if api_key is None:
-        shown = credential[:7] + "*" * max(0, len(credential) - 11) + credential[-4:]
-        raise ApiError(f"Invalid API Key provided: {shown}", status=401, code="api_key_invalid")
+        raise ApiError(
+            f"Invalid API Key provided: {mask_secret(credential)}",
+            status=401,
+            code="api_key_invalid",
+        )
     return api_key
 
 
+def mask_secret(secret: str) -> str:
+    """A wrong key as Stripe quotes it (`sk_live********abcd`): at most the first 7 and last 4
+    characters, and always at least 8 hidden, so no secret is ever echoed whole, however short."""
+    hidden = min(len(secret), max(8, len(secret) - 11))
+    shown = len(secret) - hidden
+    tail = min(4, shown)
+    # The stars stand for the hidden part, capped so a huge header isn't echoed at full length.
+    return secret[: shown - tail] + "*" * min(hidden, 64) + secret[len(secret) - tail :]
+
+
+def _request_too_large() -> ApiError:
+    return ApiError(
+        f"Request body too large: at most {settings.BILLING_API_MAX_BODY_BYTES} bytes.",
+        status=413,
+    )
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    # Checked before reading, so an oversized body is never buffered (and Django's own, larger
+    # DATA_UPLOAD_MAX_MEMORY_SIZE never answers first with an HTML 400).
+    if declared > settings.BILLING_API_MAX_BODY_BYTES:
+        raise _request_too_large()
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise _request_too_large() from None
+    except UnreadablePostError:
+        raise ApiError("The request body could not be read completely.") from None
+    if len(body) > settings.BILLING_API_MAX_BODY_BYTES:
+        raise _request_too_large()
+    return body
+
+
 def _decode_body(request: HttpRequest) -> dict[str, Any]:
-    if len(request.body) > settings.BILLING_API_MAX_BODY_BYTES:
-        raise ApiError(
-            f"Request body too large: at most {settings.BILLING_API_MAX_BODY_BYTES} bytes.",
-            status=413,
-        )
+    body = _read_body(request)
     content_type = request.content_type or ""
     if content_type == "application/json":
-        try:
-            # Decimal, not float: values like 0.1 must arrive exactly.
-            data = json.loads(request.body or b"{}", parse_float=Decimal)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ApiError(f"Invalid JSON body: {exc}.") from exc
-        if not isinstance(data, dict):
-            raise ApiError("Invalid JSON body: the top level must be an object.")
-        return data
-    if request.body and content_type not in ("", "application/x-www-form-urlencoded"):
+        return decode_json(body)
+    if body and content_type not in ("", "application/x-www-form-urlencoded"):
         raise ApiError(
             f"Unsupported Content-Type '{content_type}': send application/x-www-form-urlencoded "
             "(as Stripe's SDKs do) or application/json.",
             status=415,
         )
     try:
-        return decode_form(request.body.decode("utf-8"))
+        return decode_form(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ApiError("The request body must be UTF-8 encoded.") from exc
+
+
+def _refuse_unstorable_url_ids(kwargs: dict[str, Any]) -> None:
+    for name, value in kwargs.items():
+        param = "id" if name == "public_id" else name
+        if find_unstorable_text(value, param):
+            raise ApiError(
+                "Invalid id in the URL: ids can't contain NUL characters or unpaired surrogates.",
+                param=param,
+                code="parameter_invalid",
+            )
+
+
+def _rate_limited(retry_after: int) -> ApiError:
+    return ApiError(
+        "Too many requests hit the API too quickly. We recommend an exponential backoff of "
+        "your requests.",
+        status=429,
+        code="rate_limit",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def _authenticate_within_limits(view: ApiView, request: HttpRequest) -> ApiKey:
+    """The key, after the client IP's failed attempts and then the key's own requests are
+    checked against their limits. A flood of wrong keys is refused before any database work."""
+    ip = client_ip(request)
+    failures_limit = settings.BILLING_API_INVALID_KEY_RATE_LIMIT
+    wait = rate_limits.already_over("invalid-key", ip, failures_limit)
+    if wait:
+        raise _rate_limited(wait)
+    try:
+        api_key = view.authenticate(request)
+    except ApiError as exc:
+        if exc.status == 401:
+            rate_limits.count_request("invalid-key", ip, failures_limit)
+        raise
+    group = view.rate_limit_group
+    rate = settings.BILLING_API_RATE_LIMITS[group]
+    wait = rate_limits.count_request(group, str(api_key.pk), rate)
+    if wait:
+        raise _rate_limited(wait)
+    return api_key
+
+
+def _database_unavailable(request: HttpRequest) -> JsonResponse:
+    logger.warning("Database error during %s %s", request.method, request.path, exc_info=True)
+    # Django discards a broken connection only when the error passed through its own cursor;
+    # a dead one reached another way would fail every later request on this thread.
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block and not connection.is_usable():
+            connection.close()
+    # A retry is safe when the request can't have been applied twice: reads, and writes sent
+    # with an Idempotency-Key (which the official SDKs always send).
+    safe = request.method != "POST" or bool(request.headers.get("Idempotency-Key"))
+    return error_response(
+        ApiError(
+            "The database is unavailable right now; please retry the request shortly.",
+            status=503,
+            type="api_error",
+            headers={"Retry-After": "1", "Stripe-Should-Retry": "true" if safe else "false"},
+        )
+    )
+
+
+def _unexpected_error(request: HttpRequest) -> JsonResponse:
+    # The logger and record shape Django uses for its own 500s, so error reporting still sees it.
+    logging.getLogger("django.request").error(
+        "Internal Server Error: %s",
+        request.path,
+        exc_info=True,
+        extra={"status_code": 500, "request": request},
+    )
+    return error_response(
+        ApiError(
+            "An unexpected error occurred on our side; it has been logged.",
+            status=500,
+            type="api_error",
+        )
+    )
 
 
 @method_decorator(csrf_exempt, name="dispatch")
 class ApiView(View):
     """Every API response goes through `dispatch`, so every one has the same shape."""
 
-    http_method_names = ["get", "post", "delete"]
+    # HEAD is answered by `get` (Django's View sets that up), without the body.
+    http_method_names = ["get", "head", "post", "delete"]
     # False only for views that validate every parameter before their single write.
     atomic = True
+    # Which of settings.BILLING_API_RATE_LIMITS applies ("ingest" for meter events).
+    rate_limit_group = "default"
 
     def authenticate(self, request: HttpRequest) -> ApiKey:
         return _authenticate(request)
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
         try:
-            request.api_key = self.authenticate(request)  # type: ignore[attr-defined]
-            method = (request.method or "").lower()
-            handler = getattr(self, method, None) if method in self.http_method_names else None
-            if handler is None:
-                raise ApiError(
-                    f"Unrecognized request URL ({request.method}: {request.path}).", status=404
-                )
-            if request.method == "GET":
-                data = decode_form(request.META.get("QUERY_STRING", ""))
-            else:
-                data = _decode_body(request)
-                query = decode_form(request.META.get("QUERY_STRING", ""))
-                data = {**query, **data}
-            idempotency_key = request.headers.get("Idempotency-Key")
-            if request.method == "POST" and idempotency_key:
-                return _run_idempotently(request, idempotency_key, data, handler, kwargs)
-            return _run(request, data, handler, kwargs)
+            response = self._respond(request, kwargs)
         except ApiError as exc:
-            return error_response(exc)
+            response = error_response(exc)
         except BillingError as exc:
-            return error_response(_from_billing_error(exc))
+            response = error_response(_from_billing_error(exc))
+        except (OperationalError, InterfaceError):
+            response = _database_unavailable(request)
+        except Exception:
+            response = _unexpected_error(request)
+        if request.method == "HEAD":
+            response["Content-Length"] = str(len(response.content))
+            response.content = b""
+        return response
+
+    def _respond(self, request: HttpRequest, kwargs: dict[str, Any]) -> JsonResponse:
+        request.api_key = _authenticate_within_limits(self, request)  # type: ignore[attr-defined]
+        method = (request.method or "").lower()
+        handler = getattr(self, method, None) if method in self.http_method_names else None
+        if handler is None:
+            raise ApiError(
+                f"Unrecognized request URL ({request.method}: {request.path}).", status=404
+            )
+        _refuse_unstorable_url_ids(kwargs)
+        if request.method in ("GET", "HEAD"):
+            data = decode_form(request.META.get("QUERY_STRING", ""))
+        else:
+            data = _decode_body(request)
+            query = decode_form(request.META.get("QUERY_STRING", ""))
+            data = {**query, **data}
+        idempotency_key = request.headers.get("Idempotency-Key")
+        if request.method == "POST" and idempotency_key:
+            return _run_idempotently(request, idempotency_key, data, handler, kwargs)
+        return _run(request, data, handler, kwargs)
 
 
 def _call(
@@ -184,6 +333,16 @@ def _call(
             raise
         error = ApiError(getattr(exc, "message", str(exc)), param=param)
         return error.status, error.body()
+    except (DataError, OverflowError, InvalidOperation):
+        # A value past what the database column or the arithmetic can hold. Each limit belongs
+        # in a rule that names its parameter; this is the net for one still missing, so the
+        # client gets a 400 (and the transaction is rolled back) instead of a 500.
+        logger.warning("Out-of-range value in %s %s", request.method, request.path, exc_info=True)
+        error = ApiError(
+            "A value in this request is outside the range this server can store or compute.",
+            code="parameter_invalid",
+        )
+        return error.status, error.body()
     return 200, body
 
 
@@ -201,9 +360,19 @@ def _fingerprint(request: HttpRequest, data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _run_idempotently(request, key: str, data, handler, kwargs) -> JsonResponse:
     if len(key) > 255:
         raise ApiError("Idempotency-Key must be at most 255 characters.", param="Idempotency-Key")
+    # Checked before anything runs: the key is stored, and echoed in a response header.
+    if find_unstorable_text(key, "Idempotency-Key") or _CONTROL_CHARACTERS.search(key):
+        raise ApiError(
+            "Idempotency-Key can't contain control characters (such as NUL or a line break) "
+            "or unpaired surrogates.",
+            param="Idempotency-Key",
+        )
     api_key = request.api_key
     fingerprint = _fingerprint(request, data)
     now = clock.now()
@@ -252,13 +421,41 @@ def _run_idempotently(request, key: str, data, handler, kwargs) -> JsonResponse:
     return response
 
 
+def api_actor(request: HttpRequest) -> str:
+    """Who the audit trail says made a change through the API: the key's name."""
+    return f"api ({request.api_key.name})"  # type: ignore[attr-defined]
+
+
 def get_by_public_id(
-    queryset: models.QuerySet, public_id: str, resource: str, *, param: str | None = None
+    queryset: models.QuerySet,
+    public_id: str,
+    resource: str,
+    *,
+    param: str | None = None,
+    field: str = "public_id",
 ) -> Any:
+    """The object with this id, or `NotFound`: a 404 for an id in the URL, a 400 naming `param`
+    for an id in the request's parameters. `field` is for resources with a second id (an
+    invoice item is a line with an `ii_` id)."""
     try:
-        return queryset.get(public_id=public_id)
+        return queryset.get(**{field: public_id})
     except queryset.model.DoesNotExist:
         raise NotFound(resource, public_id, param=param) from None
+
+
+def get_by_param(
+    queryset: models.QuerySet,
+    params: Params,
+    key: str,
+    resource: str,
+    *,
+    required: bool = False,
+) -> Any:
+    """The object whose public id the parameter `key` holds; None if it is optional and absent."""
+    public_id = params.string(key, required=required)
+    if public_id is None:
+        return None
+    return get_by_public_id(queryset, public_id, resource, param=params.name(key))
 
 
 def paginate(

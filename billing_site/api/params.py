@@ -9,20 +9,74 @@ parameter and gets Stripe's `parameter_unknown` error, so a typo never passes si
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl
 
+from billing_site.clock import from_unix
 from billing_site.errors import BillingError
 
 _KEY_PART = re.compile(r"\[([^\[\]]*)\]")
 MAX_NESTING_DEPTH = 6
+LAST_UNIX_TIMESTAMP = 253402300799  # 9999-12-31 23:59:59 UTC, the last time Python can hold
 
 
 class ParameterError(BillingError):
     pass
+
+
+# --- what every request must respect, whatever the endpoint -----------------------------------
+
+# Far more than any endpoint needs (a price with 100 tiers is ~400 fields); bounds the work a
+# 1 MB body can cause before any handler runs.
+MAX_FORM_FIELDS = 10_000
+# Digits a JSON number may have. Python refuses to read integers of 4,300+ digits, and no amount
+# or quantity needs more than a few dozen.
+MAX_NUMBER_LENGTH = 100
+# PostgreSQL text can't hold NUL, and a lone surrogate (JSON "\ud800") can't be encoded as UTF-8:
+# either would fail at the database (an HTML 500) instead of here.
+_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def escape_unstorable(text: str) -> str:
+    """`text` with NUL and lone surrogates written as `\\u0000`, so an error can quote it."""
+    return _UNSTORABLE_TEXT.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def find_unstorable_text(value: Any, path: str) -> str | None:
+    """The parameter name of the first key or string in `value` that the database can't store."""
+    if isinstance(value, str):
+        return path if _UNSTORABLE_TEXT.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = _join(path, key)
+            if isinstance(key, str) and _UNSTORABLE_TEXT.search(key):
+                return name
+            found = find_unstorable_text(item, name)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = find_unstorable_text(item, _join(path, index))
+            if found:
+                return found
+    return None
+
+
+def refuse_unstorable_text(value: Any, path: str) -> None:
+    found = find_unstorable_text(value, path)
+    if found is not None:
+        name = escape_unstorable(found)
+        raise ParameterError(
+            f"Invalid value for {name}: text can't contain NUL characters (\\u0000) or "
+            "unpaired surrogates.",
+            param=name,
+            code="parameter_invalid",
+        )
 
 
 def _split_key(key: str) -> list[str]:
@@ -59,17 +113,33 @@ def _listify(node: Any, path: str) -> Any:
 
 
 def decode_form(body: str) -> dict[str, Any]:
+    try:
+        pairs = parse_qsl(
+            body, keep_blank_values=True, strict_parsing=False, max_num_fields=MAX_FORM_FIELDS
+        )
+    except ValueError:
+        raise ParameterError(
+            f"Too many parameters: a request can carry at most {MAX_FORM_FIELDS}."
+        ) from None
     root: dict[Any, Any] = {}
-    for raw_key, value in parse_qsl(body, keep_blank_values=True, strict_parsing=False):
+    # `expand[]=a&expand[]=b` appends: the next index of each list being built, by node.
+    next_index: dict[int, int] = {}
+    for raw_key, value in pairs:
         parts = _split_key(raw_key)
         node = root
         for depth, part in enumerate(parts):
             is_last = depth == len(parts) - 1
             key: Any = part
             if depth > 0 and part == "":
-                key = len([k for k in node if isinstance(k, int)])
-            elif depth > 0 and part.isdigit():
+                key = next_index.get(id(node), 0)
+            elif depth > 0 and part.isascii() and part.isdigit():
+                if len(part) > 6:
+                    raise ParameterError(
+                        f"Array index too large in parameter '{raw_key}'.", param=raw_key
+                    )
                 key = int(part)
+            if isinstance(key, int):
+                next_index[id(node)] = max(next_index.get(id(node), 0), key + 1)
             if is_last:
                 if key in node:
                     raise ParameterError(f"Parameter '{raw_key}' was given twice.", param=raw_key)
@@ -83,6 +153,88 @@ def decode_form(body: str) -> dict[str, Any]:
                     )
                 node = child
     return {k: _listify(v, k) for k, v in root.items()}
+
+
+class _NumberTooLong:
+    """A JSON number past MAX_NUMBER_LENGTH, kept (unread) so the error can name its parameter."""
+
+
+class _NotANumber:
+    """JSON's non-standard NaN / Infinity, which Python's reader would otherwise accept."""
+
+
+class _ObjectWithRepeatedKey(dict):
+    repeated_key: str
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked = _ObjectWithRepeatedKey(obj)
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            marked.repeated_key = key
+            break
+        seen.add(key)
+    return marked
+
+
+def _json_number(parse: Any) -> Any:
+    return lambda text: parse(text) if len(text) <= MAX_NUMBER_LENGTH else _NumberTooLong()
+
+
+def decode_json(body: bytes) -> dict[str, Any]:
+    """A JSON request body, held to the same rules as form bodies.
+
+    Numbers with a fraction arrive as `Decimal` (0.1 stays exact); a repeated key is refused as
+    in forms, and so is nesting deeper than forms allow.
+    """
+    try:
+        data = json.loads(
+            body or b"{}",
+            object_pairs_hook=_json_object,
+            parse_float=_json_number(Decimal),
+            parse_int=_json_number(int),
+            parse_constant=lambda _: _NotANumber(),
+        )
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ParameterError(f"Invalid JSON body: {exc}.") from exc
+    except RecursionError:
+        raise ParameterError(
+            f"Invalid JSON body: nested more than {MAX_NESTING_DEPTH} levels deep."
+        ) from None
+    if not isinstance(data, dict):
+        raise ParameterError("Invalid JSON body: the top level must be an object.")
+    _check_json(data, "", 0)
+    return data
+
+
+def _check_json(value: Any, path: str, depth: int) -> None:
+    if isinstance(value, (dict, list)) and depth > MAX_NESTING_DEPTH:
+        raise ParameterError(f"Parameter '{path}' is nested too deeply.", param=path)
+    if isinstance(value, _ObjectWithRepeatedKey):
+        name = _join(path, value.repeated_key)
+        raise ParameterError(f"Parameter '{name}' was given twice.", param=name)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_json(item, _join(path, key), depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json(item, _join(path, index), depth + 1)
+    elif isinstance(value, _NumberTooLong):
+        raise ParameterError(
+            f"Invalid number for {path}: at most {MAX_NUMBER_LENGTH} digits.",
+            param=path,
+            code="parameter_invalid",
+        )
+    elif isinstance(value, _NotANumber):
+        raise ParameterError(
+            f"Invalid number for {path}: NaN and Infinity are not numbers.",
+            param=path,
+            code="parameter_invalid",
+        )
 
 
 def _join(prefix: str, name: str | int) -> str:
@@ -107,9 +259,15 @@ class Params:
     def __contains__(self, key: str) -> bool:
         return key in self.data
 
-    def raw(self, key: str, default: Any = None) -> Any:
+    def raw(self, key: str, default: Any = None, *, check_text: bool = True) -> Any:
+        """The value as sent. Text the database can't store (NUL, a lone surrogate) anywhere in
+        it is refused, naming the parameter; `check_text=False` is for a handler that rejects
+        such items one by one (a batch where each item succeeds or fails on its own)."""
         self._read.add(key)
-        return self.data.get(key, default)
+        value = self.data.get(key, default)
+        if check_text:
+            refuse_unstorable_text(value, self.name(key))
+        return value
 
     def mark_read(self, *keys: str) -> None:
         self._read.update(keys)
@@ -208,6 +366,11 @@ class Params:
             )
         return number
 
+    def timestamp(self, key: str, *, required: bool = False) -> dt.datetime | None:
+        """A Unix timestamp in seconds (Stripe's way of sending a time), as an aware UTC time."""
+        seconds = self.integer(key, required=required, minimum=0, maximum=LAST_UNIX_TIMESTAMP)
+        return None if seconds is None else from_unix(seconds)
+
     def boolean(self, key: str, *, required: bool = False) -> bool | None:
         value = self._scalar(key, required)
         if value is None:
@@ -303,6 +466,17 @@ class Params:
                 )
             clean[str(meta_key)] = str(meta_value)
         return clean
+
+    def new_metadata(self, key: str = "metadata") -> dict[str, str]:
+        """Metadata for an object being created: the keys given, minus those set to ""."""
+        return merge_metadata({}, self.metadata(key))
+
+    def updated_metadata(
+        self, current: dict[str, str], key: str = "metadata"
+    ) -> dict[str, str] | None:
+        """`current` with the requested changes applied, or None when metadata wasn't sent."""
+        changes = self.metadata(key)
+        return None if changes is None else merge_metadata(current, changes)
 
     def expand(self) -> list[str]:
         return [str(item) for item in (self.list_of("expand") or [])]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from billing_site.api.rate_limits import parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -22,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "djmoney",
     "django_celery_beat",
     "billing_site",
@@ -39,7 +43,36 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout into its response.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Admin logins: django-axes counts failed attempts for each username from each client IP; after
+# AXES_FAILURE_LIMIT of them that pair is refused (even with the right password) for the
+# cool-off. Keying on the pair, not the username alone, means a stranger can't lock staff out.
+# Unlock early with `manage.py axes_reset_username NAME` or in the admin (Axes > Access attempts).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("ADMIN_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "billing_site.client_ip.client_ip"
+AXES_VERBOSE = False  # no banner on every manage.py command; lockouts are still logged
+# Reverse proxies in front of the app that append to X-Forwarded-For (1 behind nginx alone); the
+# client IP for rate limits and login lockouts is read from there (billing_site/client_ip.py).
+BILLING_TRUSTED_PROXY_COUNT = env.int("BILLING_TRUSTED_PROXY_COUNT", default=0)
+
+# One shared cache (Redis) when CACHE_URL or REDIS_URL is set, e.g. redis://127.0.0.1:6379/1;
+# otherwise each process has its own local-memory cache.
+CACHE_URL = env.str("CACHE_URL", default="") or env.str("REDIS_URL", default="")
+CACHES = {
+    "default": env.cache_url_config(CACHE_URL)
+    if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 
 ROOT_URLCONF = "billing_site.urls"
 WSGI_APPLICATION = "billing_site.wsgi.application"
@@ -72,6 +105,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers queue up instead of failing at once with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Where meter events are stored and usage is read (metering.store.EVENT_STORES): "postgresql"
+# (one prepared statement per batch, partitioned events) or "orm" (any database Django supports).
+METER_EVENT_STORES = ("postgresql", "orm")
+_ON_POSTGRESQL = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+METER_EVENT_STORE = env.str("METER_EVENT_STORE", default="") or (
+    "postgresql" if _ON_POSTGRESQL else "orm"
+)
+if METER_EVENT_STORE not in METER_EVENT_STORES:
+    raise ImproperlyConfigured(
+        f"METER_EVENT_STORE must be one of {', '.join(METER_EVENT_STORES)} "
+        f"(or unset to follow the database), got '{METER_EVENT_STORE}'."
+    )
+if METER_EVENT_STORE == "postgresql" and not _ON_POSTGRESQL:
+    raise ImproperlyConfigured(
+        "METER_EVENT_STORE=postgresql needs a PostgreSQL database, but DATABASE_URL points to "
+        f"{DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}; use METER_EVENT_STORE=orm or "
+        "unset it."
+    )
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -128,7 +180,31 @@ BILLING_INVOICE_NUMBER_PREFIX = env.str("BILLING_INVOICE_NUMBER_PREFIX", default
 
 # Stripe-shaped API.
 BILLING_API_IDEMPOTENCY_KEY_TTL_HOURS = 24
+# A request or test-clock advance still "in progress" this long after it started died with its
+# worker (the server's request timeout is 30 s; see billing_site/gunicorn.conf.py): a retry takes
+# it over instead of waiting for the 24-hour replay window to pass.
+BILLING_STALE_REQUEST_SECONDS = env.int("BILLING_STALE_REQUEST_SECONDS", default=90)
 BILLING_API_MAX_BODY_BYTES = 1024 * 1024
+# Requests per API key, by endpoint group, written N/s, N/m or N/h ("off" for none). Over the
+# limit the API answers 429 with code `rate_limit` and Retry-After. Counted in CACHES["default"]:
+# shared by every process only when CACHE_URL points at Redis (billing_site/api/rate_limits.py).
+BILLING_API_RATE_LIMITS = {
+    "default": env.str("BILLING_API_RATE_LIMIT", default="100/s"),
+    # Meter events and the v2 event stream: high-volume ingestion gets more room.
+    "ingest": env.str("BILLING_API_INGEST_RATE_LIMIT", default="1000/s"),
+}
+# Failed authentications (missing, unknown or revoked key) per client IP; once over, the IP's
+# requests are refused before any key lookup until the window ends.
+BILLING_API_INVALID_KEY_RATE_LIMIT = env.str("BILLING_API_INVALID_KEY_RATE_LIMIT", default="30/m")
+BILLING_API_RATE_LIMIT_CACHE = "default"
+for _name, _rate in [
+    *BILLING_API_RATE_LIMITS.items(),
+    ("invalid_key", BILLING_API_INVALID_KEY_RATE_LIMIT),
+]:
+    try:
+        parse_rate(_rate)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"API rate limit '{_name}': {_exc}") from None
 
 LOGGING = {
     "version": 1,

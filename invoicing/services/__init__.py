@@ -3,7 +3,6 @@
 from invoicing.services.billing_run import billing_run
 from invoicing.services.customers import customer_create, customer_delete, customer_update
 from invoicing.services.invoices import (
-    customer_now,
     invoice_create,
     invoice_delete_draft,
     invoice_finalize,
@@ -11,7 +10,13 @@ from invoicing.services.invoices import (
     invoice_mark_uncollectible,
     invoice_pay,
     invoice_transition,
+    invoice_update,
     invoice_void,
+)
+from invoicing.services.portal_sessions import (
+    portal_session_claim,
+    portal_session_create,
+    portal_sessions_revoke,
 )
 from invoicing.services.subscriptions import (
     ItemInput,
@@ -32,7 +37,6 @@ __all__ = [
     "billing_run",
     "customer_create",
     "customer_delete",
-    "customer_now",
     "customer_update",
     "invoice_create",
     "invoice_delete_draft",
@@ -41,7 +45,11 @@ __all__ = [
     "invoice_mark_uncollectible",
     "invoice_pay",
     "invoice_transition",
+    "invoice_update",
     "invoice_void",
+    "portal_session_claim",
+    "portal_session_create",
+    "portal_sessions_revoke",
     "subscription_cancel_now",
     "subscription_close_period",
     "subscription_create",

@@ -6,10 +6,14 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db import transaction
 
 from billing_site import clock
 from billing_site.errors import BillingError
-from invoicing.models import Customer
+from billing_site.model_update import model_update
+from invoicing.models import Customer, CustomerEvent, Subscription
+from invoicing.services.customer_events import customer_event_record
+from invoicing.services.subscriptions import subscription_cancel_now
 
 
 def _clean_email(email: str | None) -> str:
@@ -46,9 +50,11 @@ def customer_create(
     )
 
 
+CUSTOMER_MUTABLE_FIELDS = {"name", "email", "description", "metadata"}
+
+
 def customer_update(*, customer: Customer, **changes: Any) -> Customer:
-    allowed = {"name", "email", "description", "metadata"}
-    unexpected = set(changes) - allowed
+    unexpected = set(changes) - CUSTOMER_MUTABLE_FIELDS
     if unexpected:
         raise BillingError(f"Customers can't change {', '.join(sorted(unexpected))}.")
     if customer.deleted_at is not None:
@@ -58,15 +64,45 @@ def customer_update(*, customer: Customer, **changes: Any) -> Customer:
         )
     if "email" in changes:
         changes["email"] = _clean_email(changes["email"])
-    for field, value in changes.items():
-        setattr(customer, field, value)
-    customer.save(update_fields=list(changes))
+    customer, _ = model_update(instance=customer, fields=CUSTOMER_MUTABLE_FIELDS, data=changes)
     return customer
 
 
-def customer_delete(*, customer: Customer) -> Customer:
-    """Hide the customer. The row stays because invoices and usage keep pointing at it."""
-    if customer.deleted_at is None:
-        customer.deleted_at = clock.now()
-        customer.save(update_fields=["deleted_at"])
+@transaction.atomic
+def customer_delete(
+    *, customer: Customer, invoice_now: bool = False, actor: str = "api"
+) -> Customer:
+    """Hide the customer and cancel its subscriptions at once, as Stripe does.
+
+    The row stays because invoices and usage keep pointing at it. With `invoice_now`, each
+    subscription's usage so far is billed on a final invoice; without it (Stripe's default),
+    the current period's usage is not billed. Drafts already in their grace period still
+    finalize: they bill periods that ended before the deletion.
+    """
+    customer = (
+        Customer.objects.select_for_update(of=("self",))
+        .select_related("test_clock")
+        .get(pk=customer.pk)
+    )
+    if customer.deleted_at is not None:
+        return customer
+    canceled = [
+        subscription_cancel_now(subscription=subscription, invoice_now=invoice_now, actor=actor)
+        for subscription in customer.subscriptions.filter(status=Subscription.Status.ACTIVE)
+    ]
+    customer.deleted_at = clock.now()
+    customer.save(update_fields=["deleted_at"])
+    ids = ", ".join(subscription.public_id for subscription in canceled)
+    customer_event_record(
+        customer=customer,
+        action=CustomerEvent.Action.DELETED,
+        actor=actor,
+        at=customer.deleted_at,
+        note=(
+            f"Canceled at once: {ids}; usage so far "
+            + ("invoiced" if invoice_now else "not invoiced")
+            if canceled
+            else "No active subscriptions."
+        ),
+    )
     return customer

@@ -43,10 +43,6 @@ _VERBS = {
 }
 
 
-def customer_now(customer: Customer) -> dt.datetime:
-    return customer.billing_now()
-
-
 def invoice_transition(
     *, invoice: Invoice, to_status: str, actor: str, at: dt.datetime, note: str = ""
 ) -> Invoice:
@@ -91,8 +87,7 @@ def _lock(invoice: Invoice) -> Invoice:
 def _require_draft(invoice: Invoice, action: str) -> None:
     if invoice.status != S.DRAFT:
         raise BillingError(
-            f"Invoice {invoice.label} is {invoice.status}: only draft "
-            f"invoices can {action}.",
+            f"Invoice {invoice.label} is {invoice.status}: only draft invoices can {action}.",
             code="invoice_not_editable",
         )
 

@@ -24,7 +24,7 @@ from catalog.money import round_to_minor_unit
 from catalog.rating import Rating, rate
 from invoicing.models import Invoice, InvoiceLineItem, Subscription, SubscriptionItem
 from invoicing.periods import Period
-from metering.selectors import usage
+from metering.store import usage
 
 Kind = InvoiceLineItem.Kind
 

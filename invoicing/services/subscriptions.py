@@ -10,8 +10,16 @@ from django.db import transaction
 
 from billing_site.errors import BillingError
 from catalog.models import Price
-from invoicing.models import Customer, Invoice, InvoiceLineItem, Subscription, SubscriptionItem
+from invoicing.models import (
+    Customer,
+    CustomerEvent,
+    Invoice,
+    InvoiceLineItem,
+    Subscription,
+    SubscriptionItem,
+)
 from invoicing.periods import Period, next_period, period_boundary, period_containing
+from invoicing.services.customer_events import customer_event_record
 from invoicing.services.invoices import invoice_finalize, set_totals
 from invoicing.services.lines import line_items, plan_items, plan_period_lines, usage_by_item
 
@@ -163,6 +171,14 @@ def subscription_create(
     set_totals(invoice, lines)
     invoice.save()
     invoice_finalize(invoice=invoice, actor=actor, at=at)
+    customer_event_record(
+        customer=customer,
+        subscription=subscription,
+        action=CustomerEvent.Action.SUBSCRIPTION_CREATED,
+        actor=actor,
+        at=at,
+        note=f"{subscription.public_id}: " + ", ".join(item.price.public_id for item in items),
+    )
     return subscription
 
 
@@ -254,10 +270,10 @@ def subscription_cancel_now(
             code="subscription_canceled",
         )
     at = subscription.customer.billing_now()
-    if invoice_now:
-        partial = Period(
-            subscription.current_period_start, max(at, subscription.current_period_start)
-        )
+    note = f"{subscription.public_id}: usage so far not invoiced"
+    # At the period's first instant nothing can have been used yet: there is nothing to bill.
+    if invoice_now and at > subscription.current_period_start:
+        partial = Period(subscription.current_period_start, at)
         invoice = _new_subscription_invoice(
             subscription,
             key=f"cancel:{partial.start.isoformat()}",
@@ -277,11 +293,20 @@ def subscription_cancel_now(
         invoice.period_start, invoice.period_end = partial.start, partial.end
         set_totals(invoice, lines)
         invoice.save()
-        invoice_finalize(invoice=invoice, actor=actor, at=at)
+        invoice = invoice_finalize(invoice=invoice, actor=actor, at=at)
+        note = f"{subscription.public_id}: usage so far invoiced on {invoice.label}"
     subscription.status = Subscription.Status.CANCELED
     subscription.canceled_at = at
     subscription.ended_at = at
     subscription.save()
+    customer_event_record(
+        customer=subscription.customer,
+        subscription=subscription,
+        action=CustomerEvent.Action.SUBSCRIPTION_CANCELED,
+        actor=actor,
+        at=at,
+        note=note,
+    )
     return subscription
 
 

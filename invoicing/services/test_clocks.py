@@ -28,7 +28,8 @@ def test_clock_start_advance(*, test_clock: TestClock, frozen_time: dt.datetime)
     test_clock = TestClock.objects.select_for_update().get(pk=test_clock.pk)
     if test_clock.deleted_at is not None:
         raise BillingError(f"Test clock {test_clock.public_id} has been deleted.")
-    if test_clock.status == TestClock.Status.ADVANCING:
+    now = clock.now()
+    if test_clock.status == TestClock.Status.ADVANCING and not test_clock.advance_is_stale(now):
         raise BillingError(
             f"Test clock {test_clock.public_id} is already advancing; wait until it is ready.",
             code="test_clock_advancing",
@@ -43,8 +44,11 @@ def test_clock_start_advance(*, test_clock: TestClock, frozen_time: dt.datetime)
         raise BillingError(
             "A test clock can move at most two years at a time.", param="frozen_time"
         )
+    # A stale advance (its worker died) is taken over: every step it runs is idempotent, and
+    # the steps it finished moved `frozen_time` forward, so this one resumes where it stopped.
     test_clock.status = TestClock.Status.ADVANCING
-    test_clock.save(update_fields=["status"])
+    test_clock.advance_started_at = now
+    test_clock.save(update_fields=["status", "advance_started_at"])
     return test_clock
 
 

@@ -6,8 +6,14 @@ from decimal import Decimal
 
 import pytest
 
-from catalog.describe import describe_price_terms, describe_price_terms_short
+from catalog.describe import (
+    billing_period_label,
+    describe_price_terms,
+    describe_price_terms_short,
+    price_summary,
+)
 from catalog.rating import PriceTerms, Tier, TransformQuantity
+from tests.factories import ProductFactory, licensed_price
 
 D = Decimal
 
@@ -123,4 +129,29 @@ def test_short_description_joins_the_lines_with_semicolons():
 def test_short_description_of_a_per_unit_price_is_its_single_line():
     assert describe_price_terms_short(PriceTerms("per_unit", unit_amount=D(20000)), "usd") == (
         "200.00 USD per unit"
+    )
+
+
+@pytest.mark.parametrize(
+    ("interval", "count", "label"),
+    [
+        ("month", 1, "Monthly"),
+        ("year", 1, "Yearly"),
+        ("month", 3, "Every 3 months"),
+        ("month", None, "Monthly"),
+        ("week", 2, "Every 2 weeks"),
+        ("month", 2, "Every 2 months"),
+        (None, None, "One-off"),
+    ],
+)
+def test_billing_periods_are_named_like_the_stripe_dashboard(interval, count, label):
+    assert billing_period_label(interval, count) == label
+
+
+@pytest.mark.django_db
+def test_a_price_on_one_line_has_its_name_id_terms_and_period():
+    price = licensed_price(product=ProductFactory(name="Pro seats"), unit_amount=2000)
+    assert price_summary(price) == f"Pro seats ({price.public_id}): 20.00 USD per unit, Monthly"
+    assert price_summary(price, with_period=False) == (
+        f"Pro seats ({price.public_id}): 20.00 USD per unit"
     )

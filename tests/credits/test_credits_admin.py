@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from billing_site import clock
 from billing_site.errors import BillingError
+from credits.admin_forms import suggested_expiry
 from credits.models import CreditBalanceTransaction, CreditGrant
 from credits.services import credit_grant_create
 from invoicing import services
@@ -369,6 +370,19 @@ def test_grant_credits_from_a_paid_prepayment_invoice_is_prefilled_and_links_the
     assert "Prepaid credits (INV-0001)" in granted and "120,000.00 USD" in granted
     # A second visit warns that credits were already granted from this invoice.
     assert "Credits were already granted from this invoice" in text(get(client, url))
+
+
+@pytest.mark.parametrize(
+    ("now", "suggested"),
+    [
+        (dt.datetime(2026, 1, 15, 9, 30, 5, 123456, tzinfo=dt.UTC), "2027-01-15 09:30:05"),
+        # No Feb 29 next year: the last day of February instead.
+        (dt.datetime(2028, 2, 29, 12, 0, tzinfo=dt.UTC), "2029-02-28 12:00:00"),
+        (dt.datetime(2027, 2, 28, 12, 0, tzinfo=dt.UTC), "2028-02-28 12:00:00"),
+    ],
+)
+def test_grant_credits_suggests_an_expiry_a_year_later_to_the_second(now, suggested):
+    assert f"{suggested_expiry(now):%Y-%m-%d %H:%M:%S}" == suggested
 
 
 def test_grant_credits_is_refused_for_an_unpaid_invoice(client, operator):

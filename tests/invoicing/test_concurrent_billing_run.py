@@ -14,7 +14,8 @@ from django.db import connection
 from billing_site import clock
 from invoicing.models import Invoice
 from invoicing.services import ItemInput, subscription_create
-from metering.ingest import EventInput, meter_events_ingest
+from metering.ingest import meter_events_ingest
+from metering.validation import EventInput
 from tests.factories import (
     CustomerFactory,
     MeterFactory,

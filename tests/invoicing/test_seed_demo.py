@@ -12,7 +12,7 @@ from catalog.rating import rate
 from credits.models import CreditGrant
 from invoicing.models import Customer, Invoice, Subscription
 from metering.models import Meter, MeterEvent
-from metering.selectors import usage
+from metering.store import usage
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,14 @@ import pytest
 from django.core.management import call_command
 
 from billing_site import clock
+from billing_site.errors import BillingError
 from invoicing.models import Invoice, InvoiceEvent, InvoiceLineItem, Subscription, TestClock
+from invoicing.services import (
+    invoice_create,
+    invoice_finalize,
+    invoice_item_create,
+    invoice_update,
+)
 from invoicing.services import test_clock_advance as advance_clock
 from metering.ingest import meter_event_create
 from tests.factories import (
@@ -164,6 +171,117 @@ def test_finalized_invoices_cannot_be_edited_or_get_items(api, customer):
     assert "only draft invoices can be deleted" in error["message"]
     stored = Invoice.objects.get(public_id=invoice["id"])
     assert (stored.description, stored.total, stored.lines.count()) == ("", 500, 1)
+
+
+def test_a_draft_invoice_s_description_and_metadata_can_be_edited(api, customer):
+    invoice = _ok(
+        api.post(
+            "/v1/invoices",
+            {"customer": customer.public_id, "metadata": {"po": "1", "team": "ml"}},
+        )
+    )
+    edited = _ok(
+        api.post(
+            f"/v1/invoices/{invoice['id']}",
+            {"description": "Q3 credits", "metadata": {"po": "2", "team": ""}},
+        )
+    )
+    assert (edited["description"], edited["metadata"]) == ("Q3 credits", {"po": "2"})
+    untouched = _ok(api.post(f"/v1/invoices/{invoice['id']}"))
+    assert (untouched["description"], untouched["metadata"]) == ("Q3 credits", {"po": "2"})
+    cleared = _ok(api.post(f"/v1/invoices/{invoice['id']}", {"description": "", "metadata": ""}))
+    assert (cleared["description"], cleared["metadata"]) == (None, {})
+    stored = Invoice.objects.get(public_id=invoice["id"])
+    assert (stored.description, stored.metadata) == ("", {})
+
+
+def test_invoice_update_rechecks_the_status_under_the_row_lock(customer):
+    invoice = invoice_create(customer=customer, currency="usd")
+    invoice_item_create(invoice=invoice, description="Credits", amount=500)
+    loaded_while_draft = Invoice.objects.get(pk=invoice.pk)
+    invoice_finalize(invoice=invoice, actor="tests")
+    with pytest.raises(BillingError) as caught:
+        invoice_update(invoice=loaded_while_draft, description="too late", metadata={"a": "b"})
+    assert caught.value.code == "invoice_not_editable"
+    assert caught.value.message == "Invoice INV-0001 is open: only draft invoices can be edited."
+    stored = Invoice.objects.get(pk=invoice.pk)
+    assert (stored.description, stored.metadata) == ("", {})
+
+
+def test_invoice_lists_filter_by_customer_status_and_collection_method(api, customer):
+    other = CustomerFactory()
+    draft = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
+    charged = _ok(
+        api.post(
+            "/v1/invoices",
+            {"customer": customer.public_id, "collection_method": "charge_automatically"},
+        )
+    )
+    theirs = _ok(api.post("/v1/invoices", {"customer": other.public_id}))
+    api.post(
+        "/v1/invoiceitems",
+        {"customer": customer.public_id, "invoice": charged["id"], "amount": 500},
+    )
+    _ok(api.post(f"/v1/invoices/{charged['id']}/finalize"))
+
+    def listed(**params):
+        return [invoice["id"] for invoice in _ok(api.get("/v1/invoices", params))["data"]]
+
+    assert listed(customer=customer.public_id) == [charged["id"], draft["id"]]
+    assert listed(status="open") == [charged["id"]]
+    assert listed(collection_method="send_invoice") == [theirs["id"], draft["id"]]
+    assert listed(customer=customer.public_id, status="draft") == [draft["id"]]
+    assert listed(customer="") == [theirs["id"], charged["id"], draft["id"]]
+    assert listed(subscription="sub_none") == []
+    assert _error(api.get("/v1/invoices", {"status": "paidish"}))["param"] == "status"
+    error = _error(api.get("/v1/invoices", {"collection_method": "cash"}))
+    assert error["param"] == "collection_method"
+
+
+def test_invoice_item_lists_filter_by_customer_and_invoice(api, customer):
+    other = CustomerFactory()
+    first = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
+    second = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
+    theirs = _ok(api.post("/v1/invoices", {"customer": other.public_id}))
+    items = {}
+    for owner, invoice, amount in (
+        (customer, first, 100),
+        (customer, second, 200),
+        (other, theirs, 300),
+    ):
+        item = api.post(
+            "/v1/invoiceitems",
+            {"customer": owner.public_id, "invoice": invoice["id"], "amount": amount},
+        )
+        items[amount] = _ok(item)["id"]
+
+    def listed(**params):
+        return [item["amount"] for item in _ok(api.get("/v1/invoiceitems", params))["data"]]
+
+    assert listed(customer=customer.public_id) == [200, 100]
+    assert listed(invoice=first["id"]) == [100]
+    assert listed(customer=other.public_id, invoice=first["id"]) == []
+    assert _ok(api.get(f"/v1/invoiceitems/{items[300]}"))["invoice"] == theirs["id"]
+    missing = _error(api.get("/v1/invoiceitems/ii_missing"), status=404)
+    assert (missing["code"], missing["message"]) == (
+        "resource_missing",
+        "No such invoiceitem: 'ii_missing'",
+    )
+
+
+def test_invoice_item_references_are_checked_and_named(api, customer):
+    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
+    base = {"customer": customer.public_id, "invoice": invoice["id"]}
+    error = _error(api.post("/v1/invoiceitems", {**base, "price": "price_missing"}))
+    assert (error["param"], error["code"]) == ("price", "resource_missing")
+    error = _error(api.post("/v1/invoiceitems", {**base, "invoice": "in_missing", "amount": 1}))
+    assert (error["param"], error["code"]) == ("invoice", "resource_missing")
+    error = _error(api.post("/v1/invoiceitems", {"customer": customer.public_id, "amount": 1}))
+    assert (error["param"], error["code"]) == ("invoice", "parameter_missing")
+    # A period past year 9999 is refused with the parameter's name (it used to be a 500).
+    far = {**base, "amount": 100, "period": {"start": 0, "end": 10**15}}
+    assert _error(api.post("/v1/invoiceitems", far))["param"] == "period[end]"
+    assert not InvoiceLineItem.objects.exists()
 
 
 def test_a_draft_one_off_invoice_can_be_deleted(api, customer):

@@ -13,8 +13,9 @@ import pytest
 
 from billing_site import clock
 from metering.models import MeterEvent, MeterEventIdentifier, MeterUsageRollup
-from metering.selectors import usage, usage_from_events
+from metering.store import usage
 from tests.factories import CustomerFactory, MeterFactory
+from tests.metering.reference_usage import usage_from_events
 
 SENDER = textwrap.dedent(
     """

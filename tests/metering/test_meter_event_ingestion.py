@@ -9,7 +9,7 @@ import pytest
 
 from billing_site import clock
 from metering.models import MeterEvent, MeterEventAdjustment, MeterEventIdentifier, MeterUsageRollup
-from metering.selectors import usage
+from metering.store import usage
 from tests.factories import CustomerFactory, MeterFactory
 
 pytestmark = pytest.mark.django_db

@@ -16,13 +16,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing_site import clock
+from billing_site.charts import bar_chart_svg
 from billing_site.roles import VIEWER
 from metering import services
 from metering.admin import CappedCountPaginator
-from metering.charts import bar_chart_svg
-from metering.ingest import meter_event_cancel, meter_event_create
+from metering.cancellation import meter_event_cancel
+from metering.ingest import meter_event_create
 from metering.models import Meter, MeterEvent, MeterEventAdjustment
-from metering.selectors import usage
+from metering.store import usage
 from tests.factories import CustomerFactory, MeterFactory
 
 NOW = dt.datetime(2026, 11, 21, 12, 30, tzinfo=dt.UTC)

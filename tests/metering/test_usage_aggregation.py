@@ -10,10 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing_site import clock
-from metering.ingest import EventInput, meter_event_cancel, meter_events_ingest
+from metering.cancellation import meter_event_cancel
+from metering.ingest import meter_events_ingest
 from metering.models import MeterUsageRollup
-from metering.selectors import usage, usage_by_window, usage_from_events
+from metering.store import usage, usage_by_window
+from metering.validation import EventInput
 from tests.factories import CustomerFactory, MeterFactory
+from tests.metering.reference_usage import usage_from_events
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
 WINDOW_START = NOW - dt.timedelta(days=3)

@@ -1,9 +1,10 @@
 """A tiny server-rendered SVG bar chart of usage over time.
 
-The team chose server-rendered SVG over a JavaScript chart library: it works offline, needs no
-build step, and the customer portal will reuse this helper. It is a pure function (a series in,
-markup out: no ORM, no clock), and every piece of text goes through `format_html`, so a meter
-named `<script>` is shown as text, never run.
+The team chose server-rendered SVG over a JavaScript chart library: it works offline and needs
+no build step. The admin (meters, dashboard, invoices) and the customer portal share it, so it
+lives in the plumbing. It is a pure function (a series in, markup out: no ORM, no clock), and
+every piece of text goes through `format_html`, so a meter named `<script>` is shown as text,
+never run.
 
 Geometry is computed with Decimal like the values themselves; it is layout, not money, but that
 keeps one number type from the rollups to the pixels.
@@ -19,6 +20,8 @@ from decimal import Decimal
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from billing_site.formatting import format_value
+
 WIDTH = 720
 HEIGHT = 240
 MARGIN_LEFT = 72  # room for the value labels
@@ -27,11 +30,6 @@ MARGIN_TOP = 16
 MARGIN_BOTTOM = 28  # room for the time labels
 MAX_TIME_LABELS = 6
 BAR_COLOR = "#417690"  # the admin's primary blue; CSS on `.usage-chart .bar` can override it
-
-
-def format_value(value: Decimal) -> str:
-    """A usage value for people: 25.000000000000 -> '25', 1234.5 -> '1,234.5'."""
-    return "0" if value == 0 else f"{value.normalize():,f}"
 
 
 def _px(value: Decimal) -> str:

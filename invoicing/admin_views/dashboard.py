@@ -6,6 +6,10 @@ card is one aggregate query, whatever the number of invoices, grants or events, 
 charts are one query per meter shown, for at most `MAX_METERS` meters.
 
 "Now" is `billing_site.clock.now()`. Months and days are UTC, like every period in billing.
+
+It lives with the app that owns invoices (the cards are mostly about invoices) rather than in
+`billing_site`, which imports no app: `invoicing.admin` adds it to the admin index through
+`billing_site.admin.add_index_context`.
 """
 
 from __future__ import annotations
@@ -16,21 +20,24 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import urlencode
 
+from dateutil.relativedelta import relativedelta
 from django.db.models import BigIntegerField, Count, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import TruncMonth
 from django.urls import reverse
 from django.utils.safestring import SafeString
 
 from billing_site import clock
+from billing_site.admin_kit import change_url
+from billing_site.charts import bar_chart_svg
+from billing_site.formatting import format_value
 from catalog.money import format_minor_units, from_minor_units
 from credits.models import CreditGrant
 from credits.selectors import grants_expiring
 from credits.services import grant_balances
 from invoicing.models import BillingRunFailure, Invoice
 from invoicing.selectors import late_usage_lines
-from metering.charts import bar_chart_svg, format_value
 from metering.models import Meter, MeterUsageRollup
-from metering.selectors import usage_by_window
+from metering.store import usage_by_window
 
 DRAFTS_LISTED = 5
 GRANTS_LISTED = 5
@@ -130,11 +137,6 @@ def _changelist(model, **params) -> str:
     return f"{url}?{urlencode(params)}" if params else url
 
 
-def _change(obj) -> str:
-    opts = obj._meta
-    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
-
-
 def _iso(moment: dt.datetime) -> str:
     # Whole seconds: the admin list gets the same cutoff as the count, and a readable URL.
     return moment.replace(microsecond=0).isoformat()
@@ -152,8 +154,9 @@ def duration_words(delta: dt.timedelta) -> str:
 
 
 def _month_start(moment: dt.datetime, months_back: int = 0) -> dt.datetime:
-    index = moment.year * 12 + moment.month - 1 - months_back
-    return dt.datetime(index // 12, index % 12 + 1, 1, tzinfo=dt.UTC)
+    """Midnight UTC on the first of the month, `months_back` months before `moment`'s."""
+    first = moment.astimezone(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return first - relativedelta(months=months_back)
 
 
 # --- Needs attention ---------------------------------------------------------------------------
@@ -236,7 +239,7 @@ def _next_drafts(now: dt.datetime) -> list[Link]:
     for invoice in drafts:
         customer = invoice.customer
         # A test clock's customers are billed at the clock's time, not the wall clock's.
-        customer_now = customer.test_clock.frozen_time if customer.test_clock_id else now
+        customer_now = customer.billing_now() if customer.test_clock_id else now
         if invoice.finalize_after is None:
             detail = "one-off: finalized when someone sends it"
         elif invoice.finalize_after > customer_now:
@@ -246,7 +249,7 @@ def _next_drafts(now: dt.datetime) -> list[Link]:
         if customer.test_clock_id:
             detail += " (test clock)"
         total = format_minor_units(invoice.total, invoice.currency)
-        rows.append(Link(f"{customer} · {total}", _change(invoice), detail))
+        rows.append(Link(f"{customer} · {total}", change_url(invoice), detail))
     return rows
 
 
@@ -275,7 +278,7 @@ def _expiring_grants_card(now: dt.datetime) -> Card:
             if grant.expires_at > now
             else "expires at the next billing run"
         )
-        rows.append(Link(f"{grant} · {grant.customer} · {left} left", _change(grant), when))
+        rows.append(Link(f"{grant} · {grant.customer} · {left} left", change_url(grant), when))
     return Card(
         key="expiring-grants",
         title="Credit grants expiring in 30 days",
@@ -396,7 +399,7 @@ def _usage_trends(now: dt.datetime) -> tuple[list[MeterTrend], Link | None]:
         trends.append(
             MeterTrend(
                 meter=meter,
-                url=f"{_change(meter)}?{urlencode({'window': 'day'})}",
+                url=f"{change_url(meter)}?{urlencode({'window': 'day'})}",
                 chart=bar_chart_svg(
                     series,
                     title=f"{meter.display_name}: {meter.get_formula_display().lower()} per day",

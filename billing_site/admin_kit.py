@@ -1,0 +1,220 @@
+"""The admin kit: what every app's admin pages share. Plumbing only: it imports no app.
+
+* Forms: :class:`UTCDateTimeField`, :data:`COMMON_CURRENCIES` (the currency suggestions) and
+  :func:`add_billing_error` (a service's error next to the field it names).
+* Custom pages (registered through ``ModelAdmin.get_urls``): :func:`page_context`,
+  :func:`render`, :func:`admin_form`, :func:`change_url`, :func:`change_link`.
+* Wizards preview, then commit (STYLE.md rule 15): :func:`dry_run` runs the real services and
+  rolls everything back, so a preview shows exactly what the confirm step will write and refuses
+  what it would refuse; :func:`carried_fields` carries the submitted form through the preview
+  page to the POST-only confirm step.
+* Actions: :func:`actor` (who did it, for audit trails), :func:`call_for_each` (a service per
+  selected object, logged, one message) and
+  :func:`timestamp_set_filter` (the "is this timestamp set" list filters).
+* Display: :func:`utc_label` for moments in messages and log entries. Numbers are spelled by
+  :mod:`billing_site.formatting`, amounts by ``catalog.money.format_minor_units``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db import transaction
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from billing_site.errors import BillingError
+
+__all__ = [
+    "COMMON_CURRENCIES",
+    "UTCDateTimeField",
+    "actor",
+    "add_billing_error",
+    "admin_form",
+    "call_for_each",
+    "carried_fields",
+    "change_link",
+    "change_url",
+    "dry_run",
+    "page_context",
+    "render",
+    "timestamp_set_filter",
+    "utc_label",
+]
+
+T = TypeVar("T")
+M = TypeVar("M")
+
+# Offered in the currency fields' suggestions (a <datalist id="currency-codes">); any ISO 4217
+# code is accepted.
+COMMON_CURRENCIES = ["USD", "EUR", "GBP", "JPY", "CAD", "AUD", "CHF", "SEK", "INR", "BRL"]
+
+
+# --- Forms -----------------------------------------------------------------------------------
+
+
+class UTCDateTimeField(forms.DateTimeField):
+    """A datetime-local input read as UTC, whatever time zone is active for the staff user."""
+
+    widget = forms.DateTimeInput(
+        attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S"
+    )
+
+    def to_python(self, value: Any) -> dt.datetime | None:
+        with timezone.override(dt.UTC):
+            return super().to_python(value)
+
+
+def add_billing_error(
+    form: forms.Form, error: BillingError, param_to_field: Mapping[str, str]
+) -> None:
+    """Show a service's error next to the form field its `param` names (or at the top)."""
+    field = param_to_field.get(error.param or "", error.param)
+    if field in form.fields:
+        form.add_error(field, error.message)
+    else:
+        form.add_error(None, error.message)
+
+
+# --- Custom pages ----------------------------------------------------------------------------
+
+
+def page_context(model_admin, request: HttpRequest, *, title: str, **extra: Any) -> dict:
+    """What every custom page needs: the site's context, the model's opts and breadcrumbs."""
+    return {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "subtitle": None,
+        "opts": model_admin.opts,
+        "app_label": model_admin.opts.app_label,
+        "has_view_permission": model_admin.has_view_permission(request),
+        "is_popup": False,
+        "media": model_admin.media,
+        **extra,
+    }
+
+
+def render(model_admin, request: HttpRequest, template: str, context: dict) -> TemplateResponse:
+    request.current_app = model_admin.admin_site.name
+    return TemplateResponse(request, template, context)
+
+
+def admin_form(form: forms.Form, fieldsets: list | None = None) -> helpers.AdminForm:
+    """The form as the admin's fieldset templates draw it: one fieldset of its visible fields
+    unless `fieldsets` are given."""
+    visible = [name for name, field in form.fields.items() if not field.widget.is_hidden]
+    return helpers.AdminForm(form, fieldsets or [(None, {"fields": visible})], {})
+
+
+def change_url(obj) -> str:
+    opts = obj._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+
+
+def change_link(obj, label: str | None = None) -> str:
+    """A link to the object's admin page, showing `label` (or the object); "-" for None."""
+    if obj is None:
+        return "-"
+    return format_html('<a href="{}">{}</a>', change_url(obj), label or obj)
+
+
+# --- Wizards: preview, then commit -----------------------------------------------------------
+
+
+def dry_run(build: Callable[[], T]) -> T:
+    """Run `build` (which calls services) and roll everything it wrote back.
+
+    `build` must copy what it wants to show into plain values before returning: the rows are
+    gone afterwards. An exception raised inside (a BillingError) propagates after the rollback.
+    """
+    with transaction.atomic():
+        result = build()
+        transaction.set_rollback(True)
+    return result
+
+
+def carried_fields(request: HttpRequest, control: Iterable[str]) -> list[tuple[str, str]]:
+    """The submitted form as (name, value) pairs, for the hidden fields of a preview page.
+
+    `control` names the submit buttons, which must not travel back with the form.
+    """
+    skip = {"csrfmiddlewaretoken", *control}
+    return [
+        (key, value) for key, values in request.POST.lists() if key not in skip for value in values
+    ]
+
+
+# --- Actions ---------------------------------------------------------------------------------
+
+
+def actor(request: HttpRequest) -> str:
+    """Who did it, as audit trails (invoice and credit grant events) record a staff user."""
+    return request.user.get_username()
+
+
+def call_for_each(
+    model_admin,
+    request: HttpRequest,
+    objects: Iterable[M],
+    service: Callable[[M], M | None],
+    *,
+    log: Callable[[M], str],
+    summary: Callable[[int], str],
+    summary_when_none: bool = True,
+) -> int:
+    """Call `service` for each object, log each change, then say how many changed.
+
+    The log entry is written for what the service returned (the object, if it returned None).
+    A BillingError refusing one object is shown as an error message and the others go on. The
+    success message is `summary(count)`; with ``summary_when_none=False`` it is skipped when
+    nothing changed. Returns the count.
+    """
+    count = 0
+    for obj in objects:
+        try:
+            result = service(obj)
+        except BillingError as error:
+            model_admin.message_user(request, error.message, messages.ERROR)
+            continue
+        changed = obj if result is None else result
+        model_admin.log_change(request, changed, log(changed))
+        count += 1
+    if count or summary_when_none:
+        model_admin.message_user(request, summary(count), messages.SUCCESS)
+    return count
+
+
+def timestamp_set_filter(*, title: str, parameter: str, field: str, unset: str, is_set: str):
+    """A list filter on whether a timestamp field is set ("resolved", "cancelled", "deleted").
+
+    The URL values are `no` (unset) and `yes` (set), so links like `?resolved=no` stay stable.
+    """
+
+    class TimestampSetFilter(admin.SimpleListFilter):
+        def lookups(self, request, model_admin):
+            return [("no", unset), ("yes", is_set)]
+
+        def queryset(self, request, queryset):
+            if self.value() in ("no", "yes"):
+                return queryset.filter(**{f"{field}__isnull": self.value() == "no"})
+            return queryset
+
+    TimestampSetFilter.title = title
+    TimestampSetFilter.parameter_name = parameter
+    return TimestampSetFilter
+
+
+# --- Display ---------------------------------------------------------------------------------
+
+
+def utc_label(at: dt.datetime, *, seconds: bool = True) -> str:
+    """A moment as staff read it in messages and log entries: "2026-01-15 09:30:00 UTC"."""
+    return f"{at:%Y-%m-%d %H:%M:%S} UTC" if seconds else f"{at:%Y-%m-%d %H:%M} UTC"

@@ -1,0 +1,318 @@
+"""The rules a meter event must pass before it is stored. Pure: no database, no clock.
+
+The caller looks up the batch's meters and customers (`metering.ingest`) and passes them in;
+every refusal is a `RejectedEvent` with a Stripe error code and a message that says how to fix
+the event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from metering.models import EVENT_VALUE_DECIMALS, Meter
+
+ACCEPTANCE_WINDOW_PAST = dt.timedelta(days=35)
+ACCEPTANCE_WINDOW_FUTURE = dt.timedelta(minutes=5)
+MAX_SIGNIFICANT_DIGITS = 15
+MAX_PAYLOAD_KEYS = 50
+MAX_PAYLOAD_BYTES = 4096
+MAX_IDENTIFIER_LENGTH = 100
+MAX_BATCH_SIZE = 100
+
+
+class ErrorCode:
+    """The error codes of refused events, as Stripe names them."""
+
+    PARAMETER_MISSING = "parameter_missing"
+    NO_METER = "no_meter"
+    ARCHIVED_METER = "archived_meter"
+    INVALID_PAYLOAD = "meter_event_invalid_payload"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    NO_CUSTOMER_DEFINED = "meter_event_no_customer_defined"
+    CUSTOMER_NOT_FOUND = "meter_event_customer_not_found"
+    VALUE_NOT_FOUND = "meter_event_value_not_found"
+    INVALID_VALUE = "meter_event_invalid_value"
+    VALUE_TOO_PRECISE = "meter_event_value_too_precise"
+    INVALID_IDENTIFIER = "meter_event_invalid_identifier"
+    TIMESTAMP_TOO_FAR_IN_PAST = "timestamp_too_far_in_past"
+    TIMESTAMP_IN_FUTURE = "timestamp_in_future"
+    DUPLICATE = "duplicate_meter_event"
+
+
+@dataclass(frozen=True)
+class EventInput:
+    """One event as sent: any field may be missing or of the wrong type."""
+
+    event_name: Any
+    payload: Any
+    identifier: Any = None
+    timestamp: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ValidEvent:
+    """An event that passed every rule: what an event store is given to store."""
+
+    index: int  # its position in the batch, for the rejection list
+    meter: Meter
+    customer_id: int
+    identifier: str
+    value: Decimal
+    timestamp: dt.datetime
+    payload: dict[str, str]
+    received_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class RejectedEvent:
+    index: int
+    code: str
+    message: str
+    param: str | None = None
+    identifier: str | None = None
+
+
+class EventRejected(Exception):
+    def __init__(self, code: str, message: str, param: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.param = param
+
+
+# A customer as the rules need it: (primary key, its test clock's frozen time or None).
+CustomerRef = tuple[int, dt.datetime | None]
+
+
+def parse_event_value(raw: Any) -> Decimal:
+    """A meter event value: a decimal of at most 15 significant digits and 12 decimal places."""
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, Decimal)):
+        raise EventRejected(
+            ErrorCode.INVALID_VALUE,
+            f"The value must be a number sent as a string (got {json.dumps(raw, default=str)}).",
+        )
+    text = str(raw).strip()
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite() or not text:
+        raise EventRejected(
+            ErrorCode.INVALID_VALUE, f"The value '{text}' is not a number, e.g. '25' or '0.5'."
+        )
+    _, digits, exponent = value.normalize().as_tuple()
+    decimals = max(0, -int(exponent))
+    significant = len(digits)  # normalized: no leading or trailing zeros
+    if value != 0 and (significant > MAX_SIGNIFICANT_DIGITS or decimals > EVENT_VALUE_DECIMALS):
+        raise EventRejected(
+            ErrorCode.VALUE_TOO_PRECISE,
+            f"The value '{text}' has too many digits: at most {MAX_SIGNIFICANT_DIGITS} "
+            f"significant digits and {EVENT_VALUE_DECIMALS} decimal places.",
+        )
+    return value.normalize() if value != 0 else Decimal(0)
+
+
+def check_payload(payload: Any) -> dict[str, str]:
+    if not isinstance(payload, Mapping) or not payload:
+        raise EventRejected(
+            ErrorCode.INVALID_PAYLOAD,
+            "payload must be an object with the customer and value keys, e.g. "
+            '{"stripe_customer_id": "cus_...", "value": "25"}.',
+            "payload",
+        )
+    if len(payload) > MAX_PAYLOAD_KEYS:
+        raise EventRejected(
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            f"The payload has {len(payload)} keys; at most {MAX_PAYLOAD_KEYS} are allowed.",
+            "payload",
+        )
+    clean: dict[str, str] = {}
+    for key, value in payload.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+            raise EventRejected(
+                ErrorCode.INVALID_PAYLOAD,
+                f"payload[{key}] must be a string (got {type(value).__name__}).",
+                f"payload[{key}]",
+            )
+        clean[str(key)] = str(value)
+    # Escaping can at most sextuple a character (\uXXXX), so small payloads skip the exact count.
+    rough = sum(len(key) + len(value) for key, value in clean.items()) * 6 + 6 * len(clean) + 2
+    size = (
+        rough
+        if rough <= MAX_PAYLOAD_BYTES
+        else len(json.dumps(clean, separators=(",", ":")).encode())
+    )
+    if size > MAX_PAYLOAD_BYTES:
+        raise EventRejected(
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            f"The payload is {size} bytes; at most {MAX_PAYLOAD_BYTES} bytes are allowed.",
+            "payload",
+        )
+    return clean
+
+
+def check_timestamp(timestamp: dt.datetime | None, now: dt.datetime) -> dt.datetime:
+    """The event's time (now when it has none), inside the window that can still be billed."""
+    if timestamp is None:
+        return now
+    if timestamp < now - ACCEPTANCE_WINDOW_PAST:
+        raise EventRejected(
+            ErrorCode.TIMESTAMP_TOO_FAR_IN_PAST,
+            f"The timestamp {timestamp.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ} is more than 35 "
+            "days in the past; "
+            "events older than that can't be billed.",
+            "timestamp",
+        )
+    if timestamp > now + ACCEPTANCE_WINDOW_FUTURE:
+        raise EventRejected(
+            ErrorCode.TIMESTAMP_IN_FUTURE,
+            f"The timestamp {timestamp.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ} is more than 5 "
+            "minutes in the future; "
+            "check the sender's clock.",
+            "timestamp",
+        )
+    return timestamp
+
+
+def event_identifier(raw: Any) -> str:
+    """The sender's identifier, or a random one: an event without one can't be deduplicated."""
+    if raw is None or raw == "":
+        return uuid.uuid4().hex
+    if not isinstance(raw, str) or len(raw) > MAX_IDENTIFIER_LENGTH:
+        raise EventRejected(
+            ErrorCode.INVALID_IDENTIFIER,
+            f"identifier must be a string of at most {MAX_IDENTIFIER_LENGTH} characters.",
+            "identifier",
+        )
+    return raw
+
+
+def validate_event(
+    index: int,
+    event: EventInput,
+    *,
+    now: dt.datetime,
+    meters: Mapping[str, Meter],
+    customers: Mapping[str, CustomerRef],
+) -> ValidEvent:
+    """Apply every rule in the order a sender fixes them; raise EventRejected at the first."""
+    if not isinstance(event.event_name, str) or not event.event_name:
+        raise EventRejected(ErrorCode.PARAMETER_MISSING, "event_name is required.", "event_name")
+    meter = meters.get(event.event_name)
+    if meter is None:
+        raise EventRejected(
+            ErrorCode.NO_METER,
+            f"No meter has event_name '{event.event_name}'. Create the meter first, or check "
+            "the spelling.",
+            "event_name",
+        )
+    if not meter.is_active:
+        raise EventRejected(
+            ErrorCode.ARCHIVED_METER,
+            f"Meter {meter.public_id} ('{meter.event_name}') is inactive and refuses events; "
+            "reactivate it to record usage.",
+            "event_name",
+        )
+    payload = check_payload(event.payload)
+    customer_public_id = payload.get(meter.customer_payload_key)
+    if not customer_public_id:
+        raise EventRejected(
+            ErrorCode.NO_CUSTOMER_DEFINED,
+            f"The payload has no '{meter.customer_payload_key}' key, which meter "
+            f"'{meter.event_name}' reads the customer id from.",
+            f"payload[{meter.customer_payload_key}]",
+        )
+    customer = customers.get(customer_public_id)
+    if customer is None:
+        raise EventRejected(
+            ErrorCode.CUSTOMER_NOT_FOUND,
+            f"No customer with id '{customer_public_id}'.",
+            f"payload[{meter.customer_payload_key}]",
+        )
+    raw_value = payload.get(meter.value_payload_key)
+    if raw_value is None:
+        if meter.formula != Meter.Formula.COUNT:
+            raise EventRejected(
+                ErrorCode.VALUE_NOT_FOUND,
+                f"The payload has no '{meter.value_payload_key}' key, which meter "
+                f"'{meter.event_name}' reads the value from.",
+                f"payload[{meter.value_payload_key}]",
+            )
+        value = Decimal(1)
+    else:
+        try:
+            value = parse_event_value(raw_value)
+        except EventRejected as reject:
+            reject.param = f"payload[{meter.value_payload_key}]"
+            raise
+    customer_id, test_clock_time = customer
+    # A customer on a test clock lives at the clock's time: the window is checked against it.
+    customer_now = test_clock_time or now
+    return ValidEvent(
+        index=index,
+        meter=meter,
+        customer_id=customer_id,
+        identifier=event_identifier(event.identifier),
+        value=value,
+        timestamp=check_timestamp(event.timestamp, customer_now),
+        payload=payload,
+        received_at=customer_now,
+    )
+
+
+def validate_batch(
+    events: Sequence[EventInput],
+    *,
+    now: dt.datetime,
+    meters: Mapping[str, Meter],
+    customers: Mapping[str, CustomerRef],
+) -> tuple[list[ValidEvent], list[RejectedEvent]]:
+    """Each event checked on its own; an identifier repeated within the batch counts once."""
+    valid: list[ValidEvent] = []
+    rejected: list[RejectedEvent] = []
+    seen: set[tuple[int, str]] = set()
+    for index, event in enumerate(events):
+        try:
+            item = validate_event(index, event, now=now, meters=meters, customers=customers)
+        except EventRejected as reject:
+            rejected.append(
+                RejectedEvent(
+                    index,
+                    reject.code,
+                    reject.message,
+                    reject.param,
+                    _echoable_identifier(event.identifier),
+                )
+            )
+            continue
+        key = (item.meter.pk, item.identifier)
+        if key in seen:
+            rejected.append(duplicate_rejection(item))
+            continue
+        seen.add(key)
+        valid.append(item)
+    return valid, rejected
+
+
+def duplicate_rejection(item: ValidEvent) -> RejectedEvent:
+    return RejectedEvent(
+        item.index,
+        ErrorCode.DUPLICATE,
+        f"An event with identifier '{item.identifier}' was already recorded for meter "
+        f"'{item.meter.event_name}'; it is counted once.",
+        "identifier",
+        item.identifier,
+    )
+
+
+def _echoable_identifier(identifier: Any) -> str | None:
+    """The identifier as the rejection list may repeat it back (only a valid one)."""
+    if isinstance(identifier, str) and len(identifier) <= MAX_IDENTIFIER_LENGTH:
+        return identifier
+    return None

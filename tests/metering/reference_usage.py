@@ -1,0 +1,33 @@
+"""The reference answer for usage: a meter's formula applied to raw events, one by one.
+
+It shares no code with the event stores on purpose, so a bug in their aggregation can't hide
+in the answer they are checked against.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from metering.models import Meter, MeterEvent
+
+
+def usage_from_events(
+    *, meter: Meter, customer_id: int, start: dt.datetime, end: dt.datetime
+) -> Decimal:
+    """The meter's formula over the customer's uncancelled events in [start, end)."""
+    events = list(
+        MeterEvent.objects.filter(
+            meter=meter,
+            customer_id=customer_id,
+            timestamp__gte=start,
+            timestamp__lt=end,
+            cancelled_at__isnull=True,
+        ).values_list("value", "timestamp", "pk")
+    )
+    if meter.formula == Meter.Formula.COUNT:
+        return Decimal(len(events))
+    if meter.formula == Meter.Formula.LAST:
+        # The latest event wins; the id breaks ties between events sent for the same instant.
+        return max(events, key=lambda event: (event[1], event[2]))[0] if events else Decimal(0)
+    return sum((value for value, _, _ in events), Decimal(0))
