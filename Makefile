@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint browser format bench bench-ingest bench-billing clean
+.PHONY: install run serve test lint browser format bench bench-ingest bench-billing clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ run: install
 	@echo "  API:    http://$(HOST):$(PORT)/v1/      (key: $(BIN)/python manage.py create_api_key --name local)"
 	@echo ""
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+## The production server (gthread workers; see README "Running in production"). Needs the
+## production environment: SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL (and CACHE_URL for Redis).
+serve: install
+	DJANGO_SETTINGS_MODULE=billing_site.settings.production \
+		$(BIN)/gunicorn -c billing_site/gunicorn.conf.py
 
 ## Lint, then the whole test suite (DATABASE_URL picks the database; SQLite by default).
 ## Browser tests drive Debian's chromium; it is installed here when missing and we are root.

@@ -9,6 +9,14 @@ pytest_plugins = ["tests.admin_pages"]
 
 
 @pytest.fixture
+def customer(db):
+    """A customer with nothing yet: no subscriptions, invoices or credits."""
+    from tests.factories import CustomerFactory
+
+    return CustomerFactory()
+
+
+@pytest.fixture
 def api_secret(db) -> str:
     from billing_site.services import api_key_create
 

@@ -22,6 +22,7 @@ CUSTOMERS = int(os.environ.get("BENCH_CUSTOMER_COUNT", "1000"))
 
 
 def recreate() -> None:
+    """DROP and CREATE the database named in DATABASE_URL (the benchmarks start empty)."""
     import psycopg
     from psycopg import sql
 
@@ -36,16 +37,19 @@ def recreate() -> None:
     print(f"created database {name}")
 
 
-def _django() -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "billing_site.settings.production")
+def setup_django(settings: str = "billing_site.settings.production") -> None:
+    """Django set up from the project root, with `settings` unless DJANGO_SETTINGS_MODULE says
+    otherwise (bench/billing.py uses it too)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings)
     import django
 
     django.setup()
 
 
 def seed(out_dir: str) -> None:
-    _django()
+    setup_django()
     from billing_site import clock
     from billing_site.services import api_key_create
     from invoicing.models import Customer
@@ -68,7 +72,7 @@ def seed(out_dir: str) -> None:
 
 
 def counts() -> None:
-    _django()
+    setup_django()
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -107,7 +111,7 @@ if __name__ == "__main__":
     elif command == "seed":
         seed(*args)
     elif command == "sql":
-        _django()
+        setup_django()
         from django.db import connection
 
         with connection.cursor() as cursor:

@@ -16,12 +16,11 @@ import datetime as dt
 import multiprocessing
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench_db import recreate, setup_django
+
 SUBSCRIPTIONS = int(os.environ.get("BENCH_SUBSCRIPTIONS", "10000"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "3"))
 PREVIEW_EVENTS = int(os.environ.get("BENCH_PREVIEW_EVENTS", "10000000"))
@@ -29,27 +28,7 @@ PREVIEWS = int(os.environ.get("BENCH_PREVIEWS", "200"))
 
 
 def _django() -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "billing_site.settings.local")
-    import django
-
-    django.setup()
-
-
-def _recreate_database() -> None:
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg
-    from psycopg import sql
-
-    url = urlsplit(os.environ["DATABASE_URL"])
-    name = url.path.lstrip("/")
-    admin = urlunsplit((url.scheme, url.netloc, "/postgres", "", ""))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    setup_django("billing_site.settings.local")
 
 
 def _setup(period_start: dt.datetime) -> None:
@@ -234,7 +213,7 @@ def _preview_latency(customer, subscription) -> dict:
 def main() -> None:
     if "postgres" not in os.environ.get("DATABASE_URL", ""):
         raise SystemExit("Set DATABASE_URL to a PostgreSQL database (it is dropped and recreated).")
-    _recreate_database()
+    recreate()
     _django()
     from billing_site import clock
 

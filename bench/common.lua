@@ -1,5 +1,5 @@
--- Shared by batch.lua and single.lua: load the customer pool, count per thread, and print a
--- machine-readable summary (lines starting with "BENCH ") from done().
+-- Shared by batch.lua and single.lua: environment, the pre-built events and their rotation,
+-- counters per thread, and a machine-readable summary (lines starting with "BENCH ") from done().
 local M = {}
 
 function M.env(name, default)
@@ -18,6 +18,69 @@ function M.read_lines(path)
   end
   if #lines == 0 then error("no lines in " .. path) end
   return lines
+end
+
+-- Every event but the end of its identifier, pre-built once: one per customer (BENCH_CUSTOMERS)
+-- and meter (BENCH_METERS), with varying values. `format` is the endpoint's encoding of one, a
+-- string.format pattern of (meter, customer, value).
+function M.event_fragments(format)
+  local customers = M.read_lines(M.env("BENCH_CUSTOMERS"))
+  local meters = {}
+  for name in string.gmatch(M.env("BENCH_METERS"), "[^,]+") do meters[#meters + 1] = name end
+  local fragments = {}
+  for i, customer in ipairs(customers) do
+    for j, meter in ipairs(meters) do
+      fragments[#fragments + 1] = string.format(format, meter, customer, (i * 7 + j) % 50 + 1)
+    end
+  end
+  return fragments
+end
+
+-- The fragments one after another, round and round. Threads start at different offsets so they
+-- don't all hit the same customers at once.
+function M.cycle(fragments)
+  local next_fragment = ((wrk.thread:get("tid") - 1) * 997) % #fragments + 1
+  return function()
+    local fragment = fragments[next_fragment]
+    next_fragment = next_fragment + 1
+    if next_fragment > #fragments then next_fragment = 1 end
+    return fragment
+  end
+end
+
+-- "run-thread-request" for each request in turn: with BENCH_RUN (default `default_run`), unique
+-- across runs, threads and requests, so no event is rejected as a duplicate.
+function M.request_ids(default_run)
+  local run, tid, counter = M.env("BENCH_RUN", default_run), wrk.thread:get("tid"), 0
+  return function()
+    counter = counter + 1
+    return run .. "-" .. tid .. "-" .. counter
+  end
+end
+
+-- Every request is a POST to `path` with the bearer `token`.
+function M.post(path, token, content_type)
+  wrk.method = "POST"
+  wrk.path = path
+  wrk.headers["Authorization"] = "Bearer " .. token
+  wrk.headers["Content-Type"] = content_type
+end
+
+-- This thread's counters (each wrk thread has its own copy of this module), published on the
+-- thread for done() to sum.
+M.counts = {sent = 0, accepted = 0, rejected = 0, bad_status = 0}
+
+function M.add(name, n)
+  M.counts[name] = M.counts[name] + (n or 1)
+  wrk.thread:set(name, M.counts[name])
+end
+
+-- A response that is not HTTP 200: counted, and the first three shown.
+function M.bad_status(label, status, body)
+  M.add("bad_status")
+  if M.counts.bad_status <= 3 then
+    io.stderr:write(label .. ": HTTP " .. status .. ": " .. body:sub(1, 300) .. "\n")
+  end
 end
 
 -- The thread objects, kept by setup() so done() can sum their counters.

@@ -9,7 +9,8 @@
   what it would refuse; :func:`carried_fields` carries the submitted form through the preview
   page to the POST-only confirm step.
 * Actions: :func:`actor` (who did it, for audit trails), :func:`call_for_each` (a service per
-  selected object, logged, one message) and
+  selected object, logged, one message), :func:`confirm_action` (the confirmation page of an
+  action that is hard to undo, then the action on its POST) and
   :func:`timestamp_set_filter` (the "is this timestamp set" list filters).
 * Display: :func:`utc_label` for moments in messages and log entries. Numbers are spelled by
   :mod:`billing_site.formatting`, amounts by ``catalog.money.format_minor_units``.
@@ -18,14 +19,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -43,6 +45,7 @@ __all__ = [
     "carried_fields",
     "change_link",
     "change_url",
+    "confirm_action",
     "dry_run",
     "page_context",
     "render",
@@ -190,6 +193,69 @@ def call_for_each(
     if count or summary_when_none:
         model_admin.message_user(request, summary(count), messages.SUCCESS)
     return count
+
+
+@dataclass(frozen=True)
+class ConfirmedAction:
+    """What the confirmation page of an admin action says, and what it calls."""
+
+    action: str  # the admin action's name, posted back with post=yes
+    verb: str  # "Deactivate": the page's title and button
+    done: str  # "Deactivated": the last column for a row that will change, and the message
+    explanation: str  # what happens, in words a newcomer can act on
+    columns: Sequence[str]  # headings of the table of selected objects
+    cells: Callable[[Any], Sequence[Any]]  # one row's cells, matching `columns`
+    refusal: Callable[[Any], str | None]  # why a selected object won't change (None: it will)
+    service: Callable[[Any], Any]  # changes one object; a BillingError refuses it
+    noun: tuple[str, str]  # ("meter", "meters")
+    max_objects: int = 100
+
+
+def confirm_action(
+    model_admin, request: HttpRequest, queryset, confirmed: ConfirmedAction
+) -> HttpResponse | None:
+    """An admin action that is hard to undo: a confirmation page that lists the selection and
+    says what will happen (the action's first POST, from the changelist), then the change on
+    the page's POST (post=yes, like Django's delete_selected), through `call_for_each`.
+
+    The confirming POST goes through the changelist's action machinery again, with its CSRF and
+    permission checks. Returns None (back to the list) or the page.
+    """
+    selected = list(queryset.order_by("pk")[: confirmed.max_objects + 1])
+    one, many = confirmed.noun
+    if len(selected) > confirmed.max_objects:
+        model_admin.message_user(
+            request, f"Select at most {confirmed.max_objects} {many} at a time.", messages.ERROR
+        )
+        return None
+    if request.POST.get("post") == "yes":
+        call_for_each(
+            model_admin,
+            request,
+            [obj for obj in selected if confirmed.refusal(obj) is None],
+            confirmed.service,
+            log=lambda obj: f"{confirmed.done}.",
+            summary=lambda count: f"{confirmed.done} {count} {one if count == 1 else many}.",
+            summary_when_none=False,
+        )
+        return None
+    rows = [
+        {"obj": obj, "cells": confirmed.cells(obj), "refusal": confirmed.refusal(obj)}
+        for obj in selected
+    ]
+    changing = sum(1 for row in rows if row["refusal"] is None)
+    context = page_context(
+        model_admin,
+        request,
+        title=f"{confirmed.verb} {many}: are you sure?",
+        page_label=f"{confirmed.verb} {many}",
+        confirmed=confirmed,
+        rows=rows,
+        changing_count=changing,
+        changing_noun=one if changing == 1 else many,
+        action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
+    )
+    return render(model_admin, request, "admin/action_confirmation.html", context)
 
 
 def timestamp_set_filter(*, title: str, parameter: str, field: str, unset: str, is_set: str):

@@ -13,11 +13,25 @@ statements parsed and planned once per connection.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
 from django.db import connection
+
+# Text PostgreSQL can't store: NUL (refused in text and jsonb) and lone surrogates (JSON "\ud800"
+# decodes to one; it can't be encoded as UTF-8). Refused at the edge, or the statement fails.
+UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def is_storable_text(text: str) -> bool:
+    return UNSTORABLE_TEXT.search(text) is None
+
+
+def escape_unstorable(text: str) -> str:
+    """`text` with NUL and lone surrogates written as `\\u0000`, so an error can quote it."""
+    return UNSTORABLE_TEXT.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 class _PreparingCursor(psycopg.Cursor):

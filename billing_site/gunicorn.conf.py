@@ -47,3 +47,7 @@ max_requests_jitter = max_requests // 10
 
 # Only the local proxy may say the request came over HTTPS (X-Forwarded-Proto).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+# Portal-link tokens are in the path (/portal/enter/<token>/): this logger masks them in every
+# access-log field, so enabling the access log (--access-logfile -) never writes one down.
+logger_class = "billing_site.log_masking.GunicornLogger"

@@ -2,16 +2,21 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
 
 from billing_site import clock
 from billing_site.db import execute_prepared
+from billing_site.key_permissions import clean_permissions
 from billing_site.models import ApiKey, IdempotencyKey
 
-SECRET_KEY_PREFIX = "sk_"
+SECRET_KEY_PREFIX = "sk_"  # full access
+RESTRICTED_KEY_PREFIX = "rk_"  # per-resource permissions (billing_site/key_permissions.py)
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
 
@@ -19,32 +24,61 @@ def hash_api_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def api_key_create(*, name: str) -> tuple[ApiKey, str]:
-    """Create a key; return it with its secret, which is never stored and is shown only now."""
+def api_key_create(
+    *, name: str, permissions: Mapping[str, str] | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key; return it with its secret, which is never stored and is shown only now.
+
+    Without `permissions` the key has full access (`sk_...`); with them it is a restricted key
+    (`rk_...`) that may only do what they grant. Who may create which kind is the caller's
+    rule (the admin lets only superusers create full-access keys).
+    """
     name = name.strip()
     if not name:
         raise ValueError("An API key needs a name, so you can tell keys apart when revoking one.")
-    secret = SECRET_KEY_PREFIX + secrets.token_urlsafe(32)
+    cleaned = None if permissions is None else clean_permissions(permissions)
+    prefix = SECRET_KEY_PREFIX if cleaned is None else RESTRICTED_KEY_PREFIX
+    secret = prefix + secrets.token_urlsafe(32)
     api_key = ApiKey.objects.create(
-        name=name[:100], secret_prefix=secret[:10], secret_hash=hash_api_secret(secret)
+        name=name[:100],
+        secret_prefix=secret[: ApiKey.SECRET_PREFIX_LENGTH],
+        secret_hash=hash_api_secret(secret),
+        permissions=cleaned,
     )
     return api_key, secret
+
+
+# What a request needs of its key: who (the actor's name), what it may do, how to quote it.
+_AUTH_FIELDS = ("id", "name", "secret_prefix", "permissions", "last_used_at")
+
+
+def api_key_auth_columns(table_alias: str) -> str:
+    """The columns `api_key_from_auth_row` reads, for hot-path SQL joining the key table."""
+    return ", ".join(f"{table_alias}.{field}" for field in _AUTH_FIELDS)
+
+
+def api_key_from_auth_row(row: Sequence[Any]) -> ApiKey:
+    """The key (with what authorization needs) from a row of `api_key_auth_columns`."""
+    values = dict(zip(_AUTH_FIELDS, row, strict=True))
+    if isinstance(values["permissions"], str):  # jsonb comes back as text through Django
+        values["permissions"] = json.loads(values["permissions"])
+    return ApiKey(**values)
 
 
 def _find_live_key(secret_hash: str) -> ApiKey | None:
     if connection.vendor != "postgresql":
         return (
             ApiKey.objects.filter(secret_hash=secret_hash, revoked_at__isnull=True)
-            .only("id", "name", "last_used_at")
+            .only(*_AUTH_FIELDS)
             .first()
         )
     # Every API request starts here: one prepared statement instead of building an ORM query.
     rows = execute_prepared(
-        f"SELECT id, name, last_used_at FROM {ApiKey._meta.db_table} "
-        "WHERE secret_hash = %b AND revoked_at IS NULL",
+        f"SELECT {api_key_auth_columns('k')} FROM {ApiKey._meta.db_table} k "
+        "WHERE k.secret_hash = %b AND k.revoked_at IS NULL",
         [secret_hash],
     )
-    return ApiKey(id=rows[0][0], name=rows[0][1], last_used_at=rows[0][2]) if rows else None
+    return api_key_from_auth_row(rows[0]) if rows else None
 
 
 def api_key_authenticate(*, secret: str) -> ApiKey | None:

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from billing_site.api.base import UnrecognizedUrl
+from billing_site.events import api as events_api
 from catalog import api as catalog_api
 from credits import api as credits_api
 from invoicing import portal_api
@@ -67,6 +68,10 @@ api_v1 = [
         test_clocks.TestClockAdvance.as_view(),
     ),
     path("billing_portal/sessions", portal_api.BillingPortalSessionCollection.as_view()),
+    path("events", events_api.EventCollection.as_view()),
+    path("events/<str:public_id>", events_api.EventDetail.as_view()),
+    path("webhook_endpoints", events_api.WebhookEndpointCollection.as_view()),
+    path("webhook_endpoints/<str:public_id>", events_api.WebhookEndpointDetail.as_view()),
     re_path(r"^.*$", UnrecognizedUrl.as_view()),
 ]
 

@@ -9,6 +9,8 @@
   after creation (archive it and create a new one, as in the Stripe Dashboard).
 * Price pages show the amounts read-only, with the terms in words; only nickname,
   lookup key, metadata and active can change, through ``price_update``.
+* "Archive" (products or prices) goes through a confirmation page that says what archiving
+  stops and what it doesn't; unarchiving is immediate.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from django.utils.html import format_html, format_html_join
 
 from billing_site.admin_kit import (
     COMMON_CURRENCIES,
+    ConfirmedAction,
     call_for_each,
     carried_fields,
     change_url,
+    confirm_action,
     page_context,
     render,
 )
@@ -174,23 +178,37 @@ class ProductAdmin(admin.ModelAdmin):
         for product in queryset:
             services.product_delete(product=product)
 
-    @admin.action(description="Archive selected products", permissions=["change"])
-    def archive_products(self, request: HttpRequest, queryset) -> None:
-        self._set_active(request, queryset.filter(active=True), active=False)
-
-    @admin.action(description="Unarchive selected products", permissions=["change"])
-    def unarchive_products(self, request: HttpRequest, queryset) -> None:
-        self._set_active(request, queryset.filter(active=False), active=True)
-
-    def _set_active(self, request: HttpRequest, queryset, *, active: bool) -> None:
-        verb = "Unarchived" if active else "Archived"
-        call_for_each(
+    @admin.action(description="Archive selected products…", permissions=["change"])
+    def archive_products(self, request: HttpRequest, queryset):
+        return confirm_action(
             self,
             request,
             queryset,
-            lambda product: services.product_update(product=product, active=active),
-            log=lambda product: f"{verb}.",
-            summary=lambda count: f"{verb} {count} product(s).",
+            ConfirmedAction(
+                action="archive_products",
+                verb="Archive",
+                done="Archived",
+                explanation=PRODUCT_ARCHIVING_EXPLAINED,
+                columns=["Product", "Prices"],
+                cells=lambda product: [
+                    f"{product.name} ({product.public_id})",
+                    f"{product.price_count} price{'' if product.price_count == 1 else 's'}",
+                ],
+                refusal=lambda product: None if product.active else "already archived.",
+                service=lambda product: services.product_update(product=product, active=False),
+                noun=("product", "products"),
+            ),
+        )
+
+    @admin.action(description="Unarchive selected products", permissions=["change"])
+    def unarchive_products(self, request: HttpRequest, queryset) -> None:
+        call_for_each(
+            self,
+            request,
+            queryset.filter(active=False),
+            lambda product: services.product_update(product=product, active=True),
+            log=lambda product: "Unarchived.",
+            summary=lambda count: f"Unarchived {count} product(s).",
         )
 
     # --- the create-product flow -----------------------------------------------------------
@@ -523,15 +541,27 @@ class PriceAdmin(admin.ModelAdmin):
             return "-"
         return f"{obj.transform_divide_by:,} units per package, rounded {obj.transform_round}"
 
-    @admin.action(description="Archive selected prices", permissions=["change"])
-    def archive_prices(self, request: HttpRequest, queryset) -> None:
-        call_for_each(
+    @admin.action(description="Archive selected prices…", permissions=["change"])
+    def archive_prices(self, request: HttpRequest, queryset):
+        return confirm_action(
             self,
             request,
-            queryset.filter(active=True),
-            lambda price: services.price_archive(price=price),
-            log=lambda price: "Archived.",
-            summary=lambda count: f"Archived {count} price(s).",
+            queryset.select_related("product"),
+            ConfirmedAction(
+                action="archive_prices",
+                verb="Archive",
+                done="Archived",
+                explanation=PRICE_ARCHIVING_EXPLAINED,
+                columns=["Price", "Product", "Terms"],
+                cells=lambda price: [
+                    f"{price.display_name} ({price.public_id})",
+                    price.product.name,
+                    describe_price_terms_short(price.terms, price.currency),
+                ],
+                refusal=lambda price: None if price.active else "already archived.",
+                service=lambda price: services.price_archive(price=price),
+                noun=("price", "prices"),
+            ),
         )
 
     @admin.action(description="Unarchive selected prices", permissions=["change"])
@@ -544,3 +574,17 @@ class PriceAdmin(admin.ModelAdmin):
             log=lambda price: "Unarchived.",
             summary=lambda count: f"Unarchived {count} price(s).",
         )
+
+
+PRODUCT_ARCHIVING_EXPLAINED = (
+    "An archived product is no longer offered in the admin's subscription and credit grant "
+    "forms. Its prices are not archived: subscriptions that have them keep being billed, and "
+    "the API still accepts them for new subscriptions unless you archive the prices too. "
+    "Unarchive the product to offer it again."
+)
+PRICE_ARCHIVING_EXPLAINED = (
+    "An archived price can't be used for new subscriptions or invoice items (the API and the "
+    "admin refuse it). Subscriptions that already have it keep being billed at it until they "
+    "are canceled. Its amounts never change: to change a price, archive it and add a new one. "
+    "Unarchive it to offer it again."
+)

@@ -8,6 +8,7 @@ from billing_site.api.base import ApiError, ApiView, get_by_param, get_by_public
 from billing_site.api.lists import OneOf, filter_by_params
 from billing_site.api.params import Params
 from billing_site.clock import to_unix
+from billing_site.errors import ErrorCode
 from billing_site.formatting import decimal_string, integer_or_none
 from catalog import services
 from catalog.models import Price, PriceTier, Product
@@ -115,6 +116,8 @@ def _prices() -> Any:
 
 
 class ProductCollection(ApiView):
+    resource = "products"
+
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = Product.objects.select_related("default_price")
         active = params.boolean("active")
@@ -138,6 +141,8 @@ class ProductCollection(ApiView):
 
 
 class ProductDetail(ApiView):
+    resource = "products"
+
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
         product = get_by_public_id(
             Product.objects.select_related("default_price"), public_id, "product"
@@ -211,6 +216,8 @@ def _read_terms(params: Params):
 
 
 class PriceCollection(ApiView):
+    resource = "products"
+
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = _prices()
         active = params.boolean("active")
@@ -287,7 +294,7 @@ class PriceCollection(ApiView):
             raise ApiError(
                 "Missing required param: product (or product_data[name] to create one).",
                 param="product",
-                code="parameter_missing",
+                code=ErrorCode.PARAMETER_MISSING,
             )
         return get_by_public_id(Product.objects.all(), product_id, "product", param="product")
 
@@ -307,6 +314,8 @@ _IMMUTABLE_PRICE_PARAMS = (
 
 
 class PriceDetail(ApiView):
+    resource = "products"
+
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
         expand = _price_expand(params)
         return serialize_price(get_by_public_id(_prices(), public_id, "price"), expand=expand)
@@ -320,7 +329,7 @@ class PriceDetail(ApiView):
                     f"A price's {name} can't be changed after creation. Archive this price "
                     "(active=false) and create a new one with the new terms.",
                     param=name,
-                    code="parameter_immutable",
+                    code=ErrorCode.PARAMETER_IMMUTABLE,
                 )
         changes: dict[str, Any] = {}
         active = params.boolean("active")

@@ -3,3 +3,22 @@ from django.apps import AppConfig
 
 class CatalogConfig(AppConfig):
     name = "catalog"
+
+    def ready(self) -> None:
+        # Events carry objects as the API serializes them (billing_site/events/objects.py).
+        from billing_site.events.objects import register_object_serializer
+        from catalog import api
+        from catalog.models import Price, Product
+
+        register_object_serializer(
+            Product,
+            api.serialize_product,
+            queryset=lambda: Product.objects.select_related("default_price"),
+        )
+        register_object_serializer(
+            Price,
+            api.serialize_price,
+            queryset=lambda: Price.objects.select_related("product", "meter").prefetch_related(
+                "tiers"
+            ),
+        )

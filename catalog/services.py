@@ -11,7 +11,8 @@ from django.db import transaction
 from moneyed import get_currency
 
 from billing_site import clock
-from billing_site.errors import BillingError
+from billing_site.errors import BillingError, ErrorCode
+from billing_site.events.recording import record_event, record_update, snapshot
 from billing_site.model_update import model_update
 from catalog.models import Price, PriceTier, Product
 from catalog.rating import PriceTerms
@@ -30,6 +31,7 @@ class Recurring:
     meter: Meter | None = None
 
 
+@transaction.atomic
 def product_create(
     *,
     name: str,
@@ -39,9 +41,11 @@ def product_create(
 ) -> Product:
     name = (name or "").strip()
     if not name:
-        raise BillingError("A product needs a name.", param="name", code="parameter_missing")
+        raise BillingError(
+            "A product needs a name.", param="name", code=ErrorCode.PARAMETER_MISSING
+        )
     now = clock.now()
-    return Product.objects.create(
+    product = Product.objects.create(
         name=name,
         description=description or "",
         active=active,
@@ -49,11 +53,14 @@ def product_create(
         created_at=now,
         updated_at=now,
     )
+    record_event("product.created", product)
+    return product
 
 
 PRODUCT_MUTABLE_FIELDS = {"name", "description", "active", "metadata", "default_price"}
 
 
+@transaction.atomic
 def product_update(*, product: Product, **changes: Any) -> Product:
     unexpected = set(changes) - PRODUCT_MUTABLE_FIELDS
     if unexpected:
@@ -71,18 +78,23 @@ def product_update(*, product: Product, **changes: Any) -> Product:
             f"belongs to another product.",
             param="default_price",
         )
+    before = snapshot(product)
     product, _ = model_update(instance=product, fields=PRODUCT_MUTABLE_FIELDS, data=changes)
+    record_update("product.updated", product, before)
     return product
 
 
+@transaction.atomic
 def product_delete(*, product: Product) -> None:
     if product.prices.exists():
         raise BillingError(
             "This product has prices, so it can't be deleted (invoices may refer to them). "
             "Archive it instead (active=false).",
-            code="resource_in_use",
+            code=ErrorCode.RESOURCE_IN_USE,
         )
+    before = snapshot(product)
     product.delete()
+    record_event("product.deleted", data_object=before)
 
 
 def validate_currency(currency: str) -> str:
@@ -168,7 +180,7 @@ def price_create(
                     "Pass transfer_lookup_key=true to move it to the new price.",
                     param="lookup_key",
                 )
-            Price.objects.filter(pk=holder.pk).update(lookup_key=None)
+            _release_lookup_key(holder)
     transform = terms.transform_quantity
     price = Price.objects.create(
         product=product,
@@ -199,6 +211,7 @@ def price_create(
         )
         for position, tier in enumerate(terms.tiers)
     )
+    record_event("price.created", price)
     return price
 
 
@@ -229,13 +242,22 @@ def price_update(*, price: Price, transfer_lookup_key: bool = False, **changes: 
                     "Pass transfer_lookup_key=true to move it to this price.",
                     param="lookup_key",
                 )
-            Price.objects.filter(pk=holder.pk).update(lookup_key=None)
+            _release_lookup_key(holder)
     if "lookup_key" in changes:
         changes["lookup_key"] = changes["lookup_key"] or None
     if "metadata" in changes:
         changes["metadata"] = changes["metadata"] or {}
+    before = snapshot(price)
     price, _ = model_update(instance=price, fields=PRICE_MUTABLE_FIELDS, data=changes)
+    record_update("price.updated", price, before)
     return price
+
+
+def _release_lookup_key(holder: Price) -> None:
+    """Take the lookup key off the price that holds it (it moves to another price)."""
+    before = snapshot(holder)
+    Price.objects.filter(pk=holder.pk).update(lookup_key=None)
+    record_update("price.updated", holder, before)
 
 
 def price_archive(*, price: Price) -> Price:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from billing_site.limits import MAX_AMOUNT_DIGITS, MAX_DIVIDE_BY, MAX_TIER_UP_TO
 from catalog.money import significant_decimal_places
 from catalog.rating import (
     BILLING_SCHEMES,
@@ -34,11 +35,9 @@ __all__ = [
 ]
 
 MAX_DECIMAL_PLACES = 12
-MAX_INTEGER_DIGITS = 12
+# The bounds themselves live in billing_site.limits, with why they are what they are.
+MAX_INTEGER_DIGITS = MAX_AMOUNT_DIGITS
 _AMOUNT_LIMIT = Decimal(10) ** MAX_INTEGER_DIGITS
-# up_to and divide_by end up in 64-bit integer columns; reject what would overflow them
-# here, with a message, rather than as a database error.
-_COUNT_LIMIT = 2**63 - 1
 _TIER_FIELDS = ("up_to", "unit_amount", "unit_amount_decimal", "flat_amount", "flat_amount_decimal")
 _TRANSFORM_FIELDS = ("divide_by", "round")
 # Decimal() alone would also take "1_000", " 5 ", "NaN" and "Infinity", none of which a
@@ -266,6 +265,7 @@ def _up_to(value: Any, *, prefix: str, param: str) -> int | None:
         label=f"{prefix}up_to",
         param=param,
         expected="a positive whole number of units, or 'inf' for the last tier",
+        limit=MAX_TIER_UP_TO,
     )
 
 
@@ -294,6 +294,7 @@ def _transform_quantity(raw: Any) -> TransformQuantity | None:
         label="transform_quantity[divide_by]",
         param="transform_quantity[divide_by]",
         expected="a positive whole number of units per package",
+        limit=MAX_DIVIDE_BY,
     )
     rounding = raw.get("round")
     if rounding not in ROUNDING_MODES:
@@ -368,7 +369,7 @@ def _decimal_amount(value: Any, *, field: str, param: str, prefix: str) -> Decim
     return abs(number) if number.is_zero() else number
 
 
-def _positive_count(value: Any, *, label: str, param: str, expected: str) -> int:
+def _positive_count(value: Any, *, label: str, param: str, expected: str, limit: int) -> int:
     number = _number(value, label=label, param=param, expected=expected)
     if number != number.to_integral_value():
         raise InvalidPriceTerms(
@@ -378,9 +379,9 @@ def _positive_count(value: Any, *, label: str, param: str, expected: str) -> int
         raise InvalidPriceTerms(
             f"{label} must be greater than 0, got {_shown(value)}.", param=param
         )
-    if number > _COUNT_LIMIT:
+    if number > limit:
         raise InvalidPriceTerms(
-            f"{label} is too large, got {_shown(value)}; the limit is {_COUNT_LIMIT}.",
+            f"{label} is too large, got {_shown(value)}; the limit is {limit:,}.",
             param=param,
         )
     return int(number)

@@ -102,6 +102,8 @@ def _customer(params: Params):
 
 
 class CreditGrantCollection(ApiView):
+    resource = "credits"
+
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = _grants()
         if "customer" in params:
@@ -176,6 +178,8 @@ class CreditGrantCollection(ApiView):
 
 
 class CreditGrantDetail(ApiView):
+    resource = "credits"
+
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
         return serialize_grant(get_by_public_id(_grants(), public_id, "billing.credit_grant"))
 
@@ -193,6 +197,7 @@ class CreditGrantDetail(ApiView):
 
 
 class CreditGrantAction(ApiView):
+    resource = "credits"
     http_method_names = ["post"]
     action = ""
 
@@ -212,6 +217,8 @@ def _transactions():
 
 
 class CreditBalanceTransactionCollection(ApiView):
+    resource = "credits"
+
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = filter_by_params(
             _transactions().filter(customer=_customer(params)),
@@ -228,6 +235,8 @@ class CreditBalanceTransactionCollection(ApiView):
 
 
 class CreditBalanceTransactionDetail(ApiView):
+    resource = "credits"
+
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
         return serialize_transaction(
             get_by_public_id(_transactions(), public_id, "billing.credit_balance_transaction")
@@ -235,6 +244,8 @@ class CreditBalanceTransactionDetail(ApiView):
 
 
 class CreditBalanceSummary(ApiView):
+    resource = "credits"
+
     def get(self, request, params: Params) -> dict[str, Any]:
         customer = _customer(params)
         filter_ = params.nested("filter", required=True)

@@ -16,7 +16,10 @@ from django.db.models import Case, F, IntegerField, Q, Sum, When
 
 from billing_site import clock
 from billing_site.errors import BillingError
+from billing_site.events.recording import record_event, record_update, snapshot
+from billing_site.limits import check_amount, check_time
 from catalog.models import Price
+from credits.errors import ErrorCode as CreditsErrorCode
 from credits.models import CreditBalanceTransaction, CreditGrant, CreditGrantEvent
 
 T = CreditBalanceTransaction
@@ -151,7 +154,7 @@ def credits_apply(
     applications = plan_applications(
         customer_id=customer_id, currency=currency, lines=lines, at=at, lock=True
     )
-    T.objects.bulk_create(
+    rows = T.objects.bulk_create(
         T(
             grant=application.grant,
             customer_id=customer_id,
@@ -165,7 +168,13 @@ def credits_apply(
         )
         for application in applications
     )
+    _record_transactions(rows)
     return applications
+
+
+def _record_transactions(rows: Iterable[CreditBalanceTransaction]) -> None:
+    for row in rows:
+        record_event("billing.credit_balance_transaction.created", row)
 
 
 def credits_reinstate(*, customer_id: int, invoice_id: int, at: dt.datetime) -> int:
@@ -210,7 +219,7 @@ def credits_reinstate(*, customer_id: int, invoice_id: int, at: dt.datetime) -> 
                     created_at=at,
                 )
             )
-    T.objects.bulk_create(rows)
+    _record_transactions(T.objects.bulk_create(rows))
     return sum(debit.amount for debit in applied)
 
 
@@ -275,6 +284,7 @@ def credit_grant_create(
             "120,000.00 USD).",
             param="amount[monetary][value]",
         )
+    check_amount(amount, param="amount[monetary][value]", what="A credit grant")
     from catalog.services import validate_currency
 
     currency = validate_currency(currency)
@@ -300,6 +310,9 @@ def credit_grant_create(
                     param=f"applicability_config[scope][prices][{index}][id]",
                 )
     effective_at = effective_at or now
+    check_time(effective_at, param="effective_at")
+    if expires_at is not None:
+        check_time(expires_at, param="expires_at")
     if expires_at is not None and expires_at <= effective_at:
         raise BillingError("expires_at must be after effective_at.", param="expires_at")
     if source_invoice is not None:
@@ -338,7 +351,7 @@ def credit_grant_create(
     )
     if prices:
         grant.prices.set(prices)
-    T.objects.create(
+    granted = T.objects.create(
         grant=grant,
         customer=customer,
         type=T.Type.CREDIT,
@@ -347,6 +360,8 @@ def credit_grant_create(
         effective_at=effective_at,
         created_at=now,
     )
+    record_event("billing.credit_grant.created", grant)
+    _record_transactions([granted])
     source = f" from invoice {source_invoice.number}" if source_invoice is not None else ""
     _record(grant, CreditGrantEvent.Action.CREATED, actor, now, f"{amount} {currency}{source}")
     return grant
@@ -366,7 +381,7 @@ def _lock_grant(grant: CreditGrant) -> CreditGrant:
 def _debit_remaining(grant: CreditGrant, reason: str, at: dt.datetime) -> int:
     remaining = grant_balances([grant.pk]).get(grant.pk, 0)
     if remaining > 0:
-        T.objects.create(
+        debit = T.objects.create(
             grant=grant,
             customer_id=grant.customer_id,
             type=T.Type.DEBIT,
@@ -375,6 +390,7 @@ def _debit_remaining(grant: CreditGrant, reason: str, at: dt.datetime) -> int:
             effective_at=at,
             created_at=at,
         )
+        _record_transactions([debit])
     return remaining
 
 
@@ -386,13 +402,15 @@ def credit_grant_void(
     at = at or clock.now()
     if grant.voided_at is not None:
         raise BillingError(
-            f"Credit grant {grant.public_id} is already voided.", code="grant_voided"
+            f"Credit grant {grant.public_id} is already voided.", code=CreditsErrorCode.GRANT_VOIDED
         )
+    before = snapshot(grant)
     debited = _debit_remaining(grant, T.Reason.CREDITS_VOIDED, at)
     grant.voided_at = at
     grant.updated_at = at
     grant.save(update_fields=["voided_at", "updated_at"])
     _record(grant, CreditGrantEvent.Action.VOIDED, actor, at, f"{debited} debited")
+    record_update("billing.credit_grant.updated", grant, before)
     return grant
 
 
@@ -406,16 +424,18 @@ def credit_grant_expire(
     if grant.voided_at is not None:
         raise BillingError(
             f"Credit grant {grant.public_id} is voided; a voided grant can't expire.",
-            code="grant_voided",
+            code=CreditsErrorCode.GRANT_VOIDED,
         )
     if grant.expired_at is not None:
         raise BillingError(f"Credit grant {grant.public_id} has already expired.")
+    before = snapshot(grant)
     debited = _debit_remaining(grant, T.Reason.CREDITS_EXPIRED, at)
     grant.expires_at = min(grant.expires_at or at, at)
     grant.expired_at = at
     grant.updated_at = at
     grant.save(update_fields=["expires_at", "expired_at", "updated_at"])
     _record(grant, CreditGrantEvent.Action.EXPIRED, actor, at, f"{debited} debited, expired now")
+    record_update("billing.credit_grant.updated", grant, before)
     return grant
 
 
@@ -428,12 +448,15 @@ def credit_grant_update(
     actor: str = "api",
 ) -> CreditGrant:
     grant = _lock_grant(grant)
+    before = snapshot(grant)
     if expires_at is not ...:
         if grant.voided_at or grant.expired_at:
             raise BillingError(
                 f"Credit grant {grant.public_id} is no longer active; its expiry can't change.",
                 param="expires_at",
             )
+        if expires_at is not None:
+            check_time(expires_at, param="expires_at")
         if expires_at is not None and expires_at <= grant.effective_at:
             raise BillingError("expires_at must be after effective_at.", param="expires_at")
         grant.expires_at = expires_at
@@ -449,6 +472,7 @@ def credit_grant_update(
             grant.updated_at,
             f"expires_at set to {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "no expiry",
         )
+    record_update("billing.credit_grant.updated", grant, before)
     return grant
 
 
@@ -472,11 +496,13 @@ def credit_grants_expire_due(
             grant = _lock_grant(CreditGrant(pk=grant_id, customer_id=_customer_of(grant_id)))
             if grant.expired_at is not None or grant.voided_at is not None:
                 continue
+            before = snapshot(grant)
             debited = _debit_remaining(grant, T.Reason.CREDITS_EXPIRED, grant.expires_at)
             grant.expired_at = grant.expires_at
             grant.updated_at = at
             grant.save(update_fields=["expired_at", "updated_at"])
             _record(grant, CreditGrantEvent.Action.EXPIRED, "billing run", at, f"{debited} debited")
+            record_update("billing.credit_grant.updated", grant, before)
             count += 1
     return count
 

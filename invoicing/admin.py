@@ -2,7 +2,10 @@
 
 - Customers: the page shows subscriptions, invoices, current-period usage, the upcoming
   invoice, billing credits (grants, balances, the latest ledger rows) and the test clock. A
-  test clock can be attached when the customer is added. "Portal link" signs a portal link.
+  test clock can be attached when the customer is added. "Portal link" signs a one-time portal
+  link and revokes links. Deleting (`customer_delete`) keeps the row, cancels the active
+  subscriptions at once and, if staff tick it on the confirmation page (which says how many
+  subscriptions end), bills their usage so far on final invoices; who did it is recorded.
 - Subscriptions: "Add subscription" is a flow (customer, then prices, then a preview of the
   first invoice, then confirm). The page is read-only but for metadata and "cancel at period
   end"; "Cancel now" goes through a confirmation page.
@@ -23,14 +26,17 @@ invoicing/admin_forms.py.
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import Count
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from billing_site import clock
 from billing_site.admin import add_index_context
-from billing_site.admin_kit import change_link, timestamp_set_filter
+from billing_site.admin_kit import change_link, change_url, timestamp_set_filter
 from billing_site.errors import BillingError
 from catalog.money import format_minor_units
 from invoicing import services
@@ -82,6 +88,7 @@ class CustomerAdmin(admin.ModelAdmin):
         "deleted_at",
     ]
     date_hierarchy = "created_at"
+    actions = ["delete_selected"]
     # The customer page plus a "Portal link" button (extends admin/invoicing/customer/...).
     change_form_template = "portal/admin/customer_change_form.html"
 
@@ -121,12 +128,36 @@ class CustomerAdmin(admin.ModelAdmin):
             )
             obj.__dict__.update(created.__dict__)
 
+    # --- Deleting: Django's confirmation pages, saying what ends at once ---------------------
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.deleted_at is not None:
+            return False  # already deleted
+        return super().has_delete_permission(request, obj)
+
+    def get_deleted_objects(self, objs, request):
+        # Nothing is deleted from the database: the row stays (invoices and usage point at it)
+        # and is hidden; see customer_deletion_context for what ends.
+        deleted = [format_html('<a href="{}">{}</a>', change_url(obj), obj) for obj in objs]
+        return deleted, {self.opts.verbose_name_plural: len(deleted)}, set(), []
+
+    def delete_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, object_id)
+        context = customers.customer_deletion_context([obj]) if obj is not None else {}
+        return super().delete_view(request, object_id, {**context, **(extra_context or {})})
+
+    @admin.action(description="Delete selected customers…", permissions=["delete"])
+    def delete_selected(self, request, queryset):
+        response = django_delete_selected(self, request, queryset)
+        if isinstance(response, TemplateResponse):  # the confirmation page
+            response.context_data.update(customers.customer_deletion_context(list(queryset)))
+        return response
+
     def delete_model(self, request, obj):
-        services.customer_delete(customer=obj)
+        customers.customers_delete(self, request, [obj])
 
     def delete_queryset(self, request, queryset):
-        for customer in queryset:
-            services.customer_delete(customer=customer)
+        customers.customers_delete(self, request, list(queryset))
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # The billing sections (templates/admin/invoicing/customer/change_form.html).

@@ -17,6 +17,7 @@ from django.forms import formset_factory
 
 from billing_site.admin_kit import UTCDateTimeField
 from billing_site.errors import BillingError
+from billing_site.limits import check_time
 from catalog.describe import billing_period_label, describe_price_terms_short, price_summary
 from catalog.models import Price
 from catalog.money import currency_exponent
@@ -225,6 +226,18 @@ class SubscriptionCancelForm(forms.Form):
     )
 
 
+class CustomerDeleteForm(forms.Form):
+    """The checkbox Django's delete confirmation gets for customers (`customer_delete`)."""
+
+    invoice_now = forms.BooleanField(
+        required=False,
+        label="Bill usage so far on a final invoice",
+        help_text="For each subscription canceled, bill the metered usage of the current period "
+        "up to now on a final invoice, finalized at once. Without it (as Stripe does when a "
+        "customer is deleted), that usage is never billed.",
+    )
+
+
 # --- Create invoice --------------------------------------------------------------------------
 
 
@@ -377,6 +390,16 @@ class TestClockAddForm(forms.ModelForm):
     class Meta:
         model = TestClock
         fields = ["name", "frozen_time"]
+
+    def clean_frozen_time(self):
+        # The admin saves through `test_clock_create` in save_model, too late for an error
+        # next to the field, so the service's time rule is asked here first.
+        frozen_time = self.cleaned_data["frozen_time"]
+        try:
+            check_time(frozen_time, param="frozen_time")
+        except BillingError as error:
+            raise forms.ValidationError(error.message) from None
+        return frozen_time
 
 
 class TestClockAdvanceForm(forms.Form):

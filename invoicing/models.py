@@ -286,7 +286,9 @@ class InvoiceEvent(models.Model):
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="events")
     from_status = models.CharField(max_length=13, blank=True)
     to_status = models.CharField(max_length=13)
-    actor = models.CharField(max_length=150, help_text="'api', 'billing run', or a user name.")
+    actor = models.CharField(
+        max_length=150, help_text="'api (key name)', 'billing run', or a user name."
+    )
     note = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField()
 

@@ -16,6 +16,7 @@ from django.core.validators import URLValidator
 from billing_site.api.base import ApiView, api_actor, get_by_public_id
 from billing_site.api.params import ParameterError, Params
 from billing_site.clock import to_unix
+from billing_site.errors import ErrorCode
 from invoicing.models import Customer
 from invoicing.portal import PortalLink, portal_link_create
 
@@ -51,12 +52,14 @@ def _return_url(params: Params) -> str | None:
         raise ParameterError(
             f"Invalid URL: return_url must be an http or https URL (got '{url[:100]}').",
             param="return_url",
-            code="url_invalid",
+            code=ErrorCode.URL_INVALID,
         ) from None
     return url
 
 
 class BillingPortalSessionCollection(ApiView):
+    resource = "billing_portal"
+
     def post(self, request, params: Params) -> dict[str, Any]:
         public_id = params.string("customer", required=True)
         customer = get_by_public_id(

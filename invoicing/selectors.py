@@ -6,15 +6,17 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Q
 
 from billing_site import clock
 from billing_site.errors import BillingError
 from credits.services import LineToCredit, plan_applications
+from invoicing.errors import ErrorCode as InvoicingErrorCode
 from invoicing.models import Customer, Invoice, InvoiceLineItem, Subscription
 from invoicing.periods import Period, next_period
 from invoicing.services.lines import PlannedLine, plan_items, plan_period_lines, usage_by_item
-from metering.models import MeterEvent
+from metering.store import BilledPeriod, LateUsageTotal
+from metering.store import late_usage as late_usage_of_periods
 from metering.validation import ACCEPTANCE_WINDOW_PAST
 
 # The preview's lines are the planner's lines, with the credits finalization would apply.
@@ -62,7 +64,7 @@ def invoice_preview(*, customer: Customer, subscription: Subscription) -> Invoic
         raise BillingError(
             f"Subscription {subscription.public_id} is canceled: it has no upcoming invoice.",
             param="subscription",
-            code="subscription_canceled",
+            code=InvoicingErrorCode.SUBSCRIPTION_CANCELED,
         )
     now = customer.billing_now()
     current = Period(subscription.current_period_start, subscription.current_period_end)
@@ -118,47 +120,45 @@ class LateUsage:
     late_events: int
 
 
-def _late_events():
-    """Uncancelled events of a line's meter and customer, inside its service period, that arrived
-    after its invoice was finalized (correlated to the outer InvoiceLineItem)."""
-    return MeterEvent.objects.filter(
-        meter_id=OuterRef("price__meter_id"),
-        customer_id=OuterRef("invoice__customer_id"),
-        timestamp__gte=OuterRef("period_start"),
-        timestamp__lt=OuterRef("period_end"),
-        received_at__gt=OuterRef("invoice__finalized_at"),
-        cancelled_at__isnull=True,
-    )
-
-
-def late_usage_lines(*, now: dt.datetime) -> QuerySet[InvoiceLineItem]:
-    """Metered lines of finalized invoices that have late usage: stored, not billed.
+def late_usage_lines(*, now: dt.datetime) -> dict[int, LateUsageTotal]:
+    """Metered lines of finalized invoices that have late usage (stored, not billed): line id
+    to the late events' quantity and count, the most recently finalized invoice first.
 
     Only lines whose periods ended within the 35-day acceptance window (or whose customer is on
-    a test clock) can still receive events, so only those are checked.
+    a test clock) can still receive events, so only those are asked about, all in one call to
+    the event store.
     """
-    return InvoiceLineItem.objects.filter(
-        Q(period_end__gte=now - ACCEPTANCE_WINDOW_PAST - dt.timedelta(days=1))
-        | Q(invoice__customer__test_clock__isnull=False),
-        Exists(_late_events()),
-        kind=InvoiceLineItem.Kind.METERED,
-        invoice__finalized_at__isnull=False,
+    lines = (
+        InvoiceLineItem.objects.filter(
+            Q(period_end__gte=now - ACCEPTANCE_WINDOW_PAST - dt.timedelta(days=1))
+            | Q(invoice__customer__test_clock__isnull=False),
+            kind=InvoiceLineItem.Kind.METERED,
+            invoice__finalized_at__isnull=False,
+            price__meter__isnull=False,
+        )
+        .order_by("-invoice__finalized_at", "pk")
+        .values_list(
+            "pk",
+            "price__meter_id",
+            "invoice__customer_id",
+            "period_start",
+            "period_end",
+            "invoice__finalized_at",
+        )
     )
+    periods = [BilledPeriod(*line) for line in lines]
+    found = late_usage_of_periods(periods=periods)
+    return {period.key: found[period.key] for period in periods if period.key in found}
 
 
 def late_usage(*, limit: int = 200) -> list[LateUsage]:
-    """Late usage per invoice line, with its quantity and event count, in one query."""
-    per_line = _late_events().order_by().values("meter_id")
-    lines = (
-        late_usage_lines(now=clock.now())
-        .annotate(
-            late_quantity=Subquery(per_line.annotate(total=Sum("value")).values("total")[:1]),
-            late_events=Subquery(per_line.annotate(total=Count("pk")).values("total")[:1]),
-        )
-        .select_related("invoice__customer", "price__meter")
-        .order_by("-invoice__finalized_at", "pk")[:limit]
+    """Late usage per invoice line, with its quantity and event count, in three queries."""
+    found = late_usage_lines(now=clock.now())
+    shown = list(found)[:limit]
+    lines = InvoiceLineItem.objects.select_related("invoice__customer", "price__meter").in_bulk(
+        shown
     )
     return [
-        LateUsage(line.invoice, line, line.late_quantity or Decimal(0), line.late_events or 0)
-        for line in lines
+        LateUsage(lines[pk].invoice, lines[pk], found[pk].quantity, found[pk].events)
+        for pk in shown
     ]

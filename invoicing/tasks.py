@@ -14,6 +14,7 @@ from invoicing.services.billing_run import (
     due_subscription_ids,
     finalize_due_draft,
 )
+from invoicing.services.notices import invoice_notices_send
 
 
 @shared_task
@@ -56,3 +57,14 @@ def test_clock_advance_task(test_clock_id: int, frozen_time: int) -> str:
     return test_clock_advance(
         test_clock=test_clock, frozen_time=clock.from_unix(frozen_time)
     ).status
+
+
+@shared_task
+def invoice_notices_task(inline: bool = False) -> dict:
+    """Every minute: invoice.upcoming before renewals and invoice.overdue past due dates
+    (real-clock customers; a test clock's customers get theirs as the clock advances)."""
+    summary = invoice_notices_send(at=clock.now())
+    return {
+        "upcoming_invoice_notices": summary.upcoming,
+        "overdue_invoice_notices": summary.overdue,
+    }

@@ -2,7 +2,8 @@
 
 - Meters: the list shows event counts and the last event time (one query for the page, from the
   hourly rollups); the meter page shows a usage chart and links to "Send test event" (Stripe
-  Dashboard's test-event form) and to the meter's events.
+  Dashboard's test-event form) and to the meter's events. "Deactivate" stops ingestion, so it
+  goes through a confirmation page that says so.
 - Meter events: read only and never deletable (an append-only ledger, partitioned by time on
   PostgreSQL). The only correction is "Cancel selected events", which shows a confirmation page
   and then goes through `meter_event_cancel` and its 24-hour rule.
@@ -27,11 +28,13 @@ from django.utils.html import format_html
 
 from billing_site import clock
 from billing_site.admin_kit import (
+    ConfirmedAction,
     actor,
     add_billing_error,
     admin_form,
     call_for_each,
     change_url,
+    confirm_action,
     page_context,
     render,
     timestamp_set_filter,
@@ -292,27 +295,55 @@ class MeterAdmin(admin.ModelAdmin):
 
     # --- Status actions -----------------------------------------------------------------------
 
-    @admin.action(description="Deactivate selected meters", permissions=["change"])
+    @admin.action(description="Deactivate selected meters…", permissions=["change"])
     def deactivate_meters(self, request, queryset):
-        self._set_status(
-            request, queryset.filter(status=Meter.Status.ACTIVE), services.meter_deactivate
+        # The page lists at most 100 meters (confirm_action refuses more).
+        stats = meter_event_stats(list(queryset.order_by("pk").values_list("pk", flat=True)[:101]))
+
+        def last_event(meter: Meter) -> str:
+            _, last = stats.get(meter.pk, (0, None))
+            return utc_label(last) if last else "never"
+
+        return confirm_action(
+            self,
+            request,
+            queryset,
+            ConfirmedAction(
+                action="deactivate_meters",
+                verb="Deactivate",
+                done="Deactivated",
+                explanation=DEACTIVATION_EXPLAINED,
+                columns=["Meter", "Event name", "Last event"],
+                cells=lambda meter: [
+                    f"{meter.display_name} ({meter.public_id})",
+                    meter.event_name,
+                    last_event(meter),
+                ],
+                refusal=lambda meter: None if meter.is_active else "already inactive.",
+                service=lambda meter: services.meter_deactivate(meter=meter),
+                noun=("meter", "meters"),
+            ),
         )
 
     @admin.action(description="Reactivate selected meters", permissions=["change"])
     def reactivate_meters(self, request, queryset):
-        self._set_status(
-            request, queryset.filter(status=Meter.Status.INACTIVE), services.meter_reactivate
-        )
-
-    def _set_status(self, request, queryset, service) -> None:
         call_for_each(
             self,
             request,
-            queryset,
-            lambda meter: service(meter=meter),
+            queryset.filter(status=Meter.Status.INACTIVE),
+            lambda meter: services.meter_reactivate(meter=meter),
             log=lambda meter: f"Status set to {meter.status}",
             summary=lambda count: f"{count} meter(s) updated.",
         )
+
+
+DEACTIVATION_EXPLAINED = (
+    "A deactivated meter stops ingestion: from now on every meter event sent for it is refused "
+    "(error code archived_meter, through the API and the stream) and not stored, so that usage "
+    "is lost and never billed. Usage already recorded is kept and billed as usual, and no new "
+    "prices can use the meter. Reactivate it to accept events again; events refused meanwhile "
+    "are not recovered unless their senders retry them."
+)
 
 
 def _events_url(*, meter: Meter, customer=None) -> str:

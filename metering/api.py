@@ -8,6 +8,7 @@ from typing import Any
 from billing_site.api.base import ApiError, ApiView, api_actor, get_by_public_id, paginate
 from billing_site.api.params import Params
 from billing_site.clock import from_unix, to_unix
+from billing_site.db import escape_unstorable
 from billing_site.errors import BillingError
 from metering import services
 from metering.cancellation import meter_event_cancel
@@ -41,6 +42,8 @@ def serialize_meter(meter: Meter) -> dict[str, Any]:
 
 
 class MeterCollection(ApiView):
+    resource = "meters"
+
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = Meter.objects.all()
         status = params.choice("status", Meter.Status.values)
@@ -80,6 +83,8 @@ class MeterCollection(ApiView):
 
 
 class MeterDetail(ApiView):
+    resource = "meters"
+
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
         return serialize_meter(get_by_public_id(Meter.objects.all(), public_id, "billing.meter"))
 
@@ -100,12 +105,16 @@ class MeterDetail(ApiView):
 
 
 class MeterDeactivate(ApiView):
+    resource = "meters"
+
     def post(self, request, params: Params, public_id: str) -> dict[str, Any]:
         meter = get_by_public_id(Meter.objects.all(), public_id, "billing.meter")
         return serialize_meter(services.meter_deactivate(meter=meter))
 
 
 class MeterReactivate(ApiView):
+    resource = "meters"
+
     def post(self, request, params: Params, public_id: str) -> dict[str, Any]:
         meter = get_by_public_id(Meter.objects.all(), public_id, "billing.meter")
         return serialize_meter(services.meter_reactivate(meter=meter))
@@ -132,12 +141,14 @@ def _unix_timestamp(params: Params, key: str) -> dt.datetime | None:
 
 
 class MeterEventCollection(ApiView):
+    resource = "meter_events"
     atomic = False  # parameters are all checked before the one write
     rate_limit_group = "ingest"
 
     def post(self, request, params: Params) -> dict[str, Any]:
         event_name = params.string("event_name", required=True, max_length=100)
-        payload = params.raw("payload")
+        # The event rules refuse text the database can't store with the payload's own code.
+        payload = params.raw("payload", check_text=False)
         if payload is None or payload == "":
             raise BillingError(
                 "Missing required param: payload (with the meter's customer and value keys).",
@@ -154,6 +165,8 @@ class MeterEventCollection(ApiView):
 
 
 class MeterEventAdjustmentCollection(ApiView):
+    resource = "meter_events"
+
     def post(self, request, params: Params) -> dict[str, Any]:
         event_name = params.string("event_name", required=True, max_length=100)
         params.choice("type", ["cancel"], required=True)
@@ -178,6 +191,8 @@ MAX_SUMMARY_WINDOWS = 24 * 366
 
 
 class MeterEventSummaries(ApiView):
+    resource = "meters"
+
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
         meter = get_by_public_id(Meter.objects.all(), public_id, "billing.meter")
         customer_public_id = params.string("customer", required=True)
@@ -267,6 +282,7 @@ def _iso(moment: dt.datetime) -> str:
 
 
 class MeterEventSessionCreate(ApiView):
+    resource = "meter_events"
     http_method_names = ["post"]
 
     def post(self, request, params: Params) -> dict[str, Any]:
@@ -300,6 +316,7 @@ def _stream_timestamp(raw: Any) -> dt.datetime | str | None:
 class MeterEventStream(ApiView):
     """The batch path: up to 100 events, each accepted or rejected with its index and reason."""
 
+    resource = "meter_events"
     http_method_names = ["post"]
     atomic = False  # parameters are all checked before the one write
     rate_limit_group = "ingest"
@@ -325,7 +342,9 @@ class MeterEventStream(ApiView):
         return api_key
 
     def post(self, request, params: Params) -> dict[str, Any]:
-        raw_events = params.raw("events")
+        # Each event is refused on its own (text the database can't store included): one
+        # poison event must not fail the batch, or the sender's retries would never succeed.
+        raw_events = params.raw("events", check_text=False)
         params.reject_unknown()
         if not isinstance(raw_events, list) or not raw_events:
             raise BillingError(
@@ -351,12 +370,10 @@ class MeterEventStream(ApiView):
             unknown = set(raw) - {"event_name", "payload", "identifier", "timestamp"}
             timestamp = _stream_timestamp(raw.get("timestamp"))
             if unknown:
+                name = escape_unstorable(sorted(unknown)[0])
                 early_rejects.append(
                     RejectedEvent(
-                        index,
-                        "parameter_unknown",
-                        f"Received unknown parameter: {sorted(unknown)[0]}",
-                        sorted(unknown)[0],
+                        index, "parameter_unknown", f"Received unknown parameter: {name}", name
                     )
                 )
             elif isinstance(timestamp, str):

@@ -17,7 +17,7 @@ from typing import Any
 from django.db import connection
 
 from billing_site import clock
-from billing_site.db import execute_prepared
+from billing_site.db import execute_prepared, is_storable_text
 from billing_site.errors import BillingError
 from metering.models import Meter, MeterEvent
 from metering.store import event_store
@@ -53,16 +53,22 @@ def meter_event_create(
 
 
 def _lookups(events: Sequence[EventInput]) -> tuple[dict[str, Meter], dict[str, CustomerRef]]:
-    names = {e.event_name for e in events if isinstance(e.event_name, str)}
+    # Text the database can't hold (a NUL) would fail the lookup for the whole batch: such an
+    # event finds nothing here and is refused by the rules on its own.
+    names = {e.event_name for e in events if _searchable(e.event_name)}
     meters = {meter.event_name: meter for meter in _meters_named(sorted(names))}
     customer_ids: set[str] = set()
     for event in events:
-        meter = meters.get(event.event_name) if isinstance(event.event_name, str) else None
+        meter = meters.get(event.event_name) if _searchable(event.event_name) else None
         if meter is not None and isinstance(event.payload, Mapping):
             value = event.payload.get(meter.customer_payload_key)
-            if isinstance(value, str):
+            if _searchable(value):
                 customer_ids.add(value)
     return meters, _customers_with_public_ids(sorted(customer_ids))
+
+
+def _searchable(value: Any) -> bool:
+    return isinstance(value, str) and is_storable_text(value)
 
 
 _METER_COLUMNS = (

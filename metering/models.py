@@ -55,8 +55,10 @@ class Meter(models.Model):
         return self.status == self.Status.ACTIVE
 
 
-# Values: at most 15 significant digits and 12 decimal places (negative values correct earlier
-# usage). Sums keep 12 decimals and room for billions of events.
+# Values: numeric(27, 12), so less than 10^15 in absolute value, at most 12 decimal places and
+# (for SQLite's floats) 15 significant digits; `metering.validation` refuses anything else before
+# it reaches the database. Negative values correct earlier usage. Sums keep 12 decimals and room
+# for 10^13 events of the largest value.
 EVENT_VALUE_DIGITS = 27
 EVENT_VALUE_DECIMALS = 12
 SUM_DIGITS = 40
@@ -101,7 +103,7 @@ class MeterEvent(models.Model):
 class MeterEventIdentifier(models.Model):
     """The exactly-once guard: one row per (meter, identifier), inserted with the event.
 
-    Kept for `METER_EVENT_IDENTIFIER_RETENTION` (40 days, longer than the 35-day acceptance
+    Kept for `metering.store.IDENTIFIER_RETENTION` (40 days, longer than the 35-day acceptance
     window), then purged; an event older than the window is refused anyway.
     """
 

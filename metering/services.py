@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 
 from billing_site import clock
 from billing_site.errors import BillingError
+from billing_site.events.recording import record_event, record_update, snapshot
 from metering.models import Meter
 
 _NO_WHITESPACE = re.compile(r"^\S+$")
@@ -80,7 +81,9 @@ def meter_create(
     now = clock.now()
     try:
         with transaction.atomic():
-            return Meter.objects.create(**fields, created_at=now, updated_at=now)
+            meter = Meter.objects.create(**fields, created_at=now, updated_at=now)
+            record_event("billing.meter.created", meter)
+            return meter
     except IntegrityError:
         # Lost a race with a concurrent create of the same event name.
         raise _duplicate_event_name(fields["event_name"]) from None
@@ -104,13 +107,17 @@ def _duplicate_event_name(event_name: str) -> BillingError:
     )
 
 
+@transaction.atomic
 def meter_update(*, meter: Meter, display_name: str) -> Meter:
+    before = snapshot(meter)
     meter.display_name = _clean_display_name(display_name)
     meter.updated_at = clock.now()
     meter.save(update_fields=["display_name", "updated_at"])
+    record_update("billing.meter.updated", meter, before)
     return meter
 
 
+@transaction.atomic
 def meter_deactivate(*, meter: Meter) -> Meter:
     if not meter.is_active:
         raise BillingError(f"Meter {meter.public_id} is already inactive.", code="meter_inactive")
@@ -119,9 +126,11 @@ def meter_deactivate(*, meter: Meter) -> Meter:
     meter.deactivated_at = now
     meter.updated_at = now
     meter.save(update_fields=["status", "deactivated_at", "updated_at"])
+    record_event("billing.meter.deactivated", meter)
     return meter
 
 
+@transaction.atomic
 def meter_reactivate(*, meter: Meter) -> Meter:
     if meter.is_active:
         raise BillingError(f"Meter {meter.public_id} is already active.", code="meter_active")
@@ -129,4 +138,5 @@ def meter_reactivate(*, meter: Meter) -> Meter:
     meter.deactivated_at = None
     meter.updated_at = clock.now()
     meter.save(update_fields=["status", "deactivated_at", "updated_at"])
+    record_event("billing.meter.reactivated", meter)
     return meter

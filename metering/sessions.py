@@ -1,6 +1,9 @@
 """Stream sessions (Stripe's v2 meter_event_session): a 15-minute token for the batch stream.
 
-Like API keys, only the token's SHA-256 hash is stored; the token is shown once.
+Like API keys, only the token's SHA-256 hash is stored; the token is shown once. An SDK opens a
+session every 15 minutes while it streams, so expired sessions are purged daily (by
+`metering.tasks.meter_event_maintenance_task`) once `SESSION_RETENTION` has passed since they
+expired: a day to look into a stream's recent sessions, and no row kept for ever.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from django.db import connection
 from billing_site import clock
 from billing_site.db import execute_prepared
 from billing_site.models import ApiKey
+from billing_site.services import api_key_auth_columns, api_key_from_auth_row
 from metering.models import MeterEventSession
 
 SESSION_LIFETIME = dt.timedelta(minutes=15)
+SESSION_RETENTION = dt.timedelta(days=1)  # kept this long after expiring, then purged
 TOKEN_PREFIX = "mes_tok_"
 
 
@@ -53,9 +58,16 @@ def meter_event_session_authenticate(*, token: str) -> ApiKey | None:
         )
         return session.api_key if session else None
     rows = execute_prepared(
-        f"SELECT k.id, k.name FROM {MeterEventSession._meta.db_table} s "
+        f"SELECT {api_key_auth_columns('k')} FROM {MeterEventSession._meta.db_table} s "
         f"JOIN {ApiKey._meta.db_table} k ON k.id = s.api_key_id "
         "WHERE s.token_hash = %b AND s.expires_at > %b AND k.revoked_at IS NULL",
         [token_hash, clock.now()],
     )
-    return ApiKey(id=rows[0][0], name=rows[0][1]) if rows else None
+    return api_key_from_auth_row(rows[0]) if rows else None
+
+
+def meter_event_sessions_purge(*, now: dt.datetime | None = None) -> int:
+    """Delete the sessions that expired more than `SESSION_RETENTION` ago; return how many."""
+    cutoff = (now or clock.now()) - SESSION_RETENTION
+    deleted, _ = MeterEventSession.objects.filter(expires_at__lt=cutoff).delete()
+    return deleted

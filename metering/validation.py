@@ -15,11 +15,24 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from metering.models import EVENT_VALUE_DECIMALS, Meter
+from billing_site.db import escape_unstorable, is_storable_text
+from billing_site.errors import ErrorCode as SharedErrorCode
+from metering.models import EVENT_VALUE_DECIMALS, EVENT_VALUE_DIGITS, Meter
 
 ACCEPTANCE_WINDOW_PAST = dt.timedelta(days=35)
 ACCEPTANCE_WINDOW_FUTURE = dt.timedelta(minutes=5)
+
+# The values an event can carry: what the value column, numeric(27, 12), holds exactly and what
+# SQLite's 64-bit floats keep exact. Any of these failing would fail the batch's statement at
+# the database, so each is refused here, event by event:
+# - at most 12 decimal places (the column's scale);
+# - less than 10^15 in absolute value (27 - 12 = 15 integer digits): "1e15" and "1E+20" are
+#   refused, 999999999999999 is the largest value;
+# - at most 15 significant digits;
+# - finite: NaN, Infinity and hexadecimal are not numbers. "-0" is 0.
 MAX_SIGNIFICANT_DIGITS = 15
+MAX_VALUE_DECIMALS = EVENT_VALUE_DECIMALS
+VALUE_LIMIT = Decimal(10) ** (EVENT_VALUE_DIGITS - EVENT_VALUE_DECIMALS)
 MAX_PAYLOAD_KEYS = 50
 MAX_PAYLOAD_BYTES = 4096
 MAX_IDENTIFIER_LENGTH = 100
@@ -29,7 +42,8 @@ MAX_BATCH_SIZE = 100
 class ErrorCode:
     """The error codes of refused events, as Stripe names them."""
 
-    PARAMETER_MISSING = "parameter_missing"
+    PARAMETER_MISSING = SharedErrorCode.PARAMETER_MISSING
+    PARAMETER_INVALID = SharedErrorCode.PARAMETER_INVALID
     NO_METER = "no_meter"
     ARCHIVED_METER = "archived_meter"
     INVALID_PAYLOAD = "meter_event_invalid_payload"
@@ -91,7 +105,8 @@ CustomerRef = tuple[int, dt.datetime | None]
 
 
 def parse_event_value(raw: Any) -> Decimal:
-    """A meter event value: a decimal of at most 15 significant digits and 12 decimal places."""
+    """A meter event value within the range above (`VALUE_LIMIT`, `MAX_SIGNIFICANT_DIGITS`,
+    `MAX_VALUE_DECIMALS`)."""
     if isinstance(raw, bool) or not isinstance(raw, (str, int, Decimal)):
         raise EventRejected(
             ErrorCode.INVALID_VALUE,
@@ -109,13 +124,21 @@ def parse_event_value(raw: Any) -> Decimal:
     _, digits, exponent = value.normalize().as_tuple()
     decimals = max(0, -int(exponent))
     significant = len(digits)  # normalized: no leading or trailing zeros
-    if value != 0 and (significant > MAX_SIGNIFICANT_DIGITS or decimals > EVENT_VALUE_DECIMALS):
+    if value == 0:
+        return Decimal(0)  # also "-0" and "0E+99"
+    if significant > MAX_SIGNIFICANT_DIGITS or decimals > MAX_VALUE_DECIMALS:
         raise EventRejected(
             ErrorCode.VALUE_TOO_PRECISE,
             f"The value '{text}' has too many digits: at most {MAX_SIGNIFICANT_DIGITS} "
-            f"significant digits and {EVENT_VALUE_DECIMALS} decimal places.",
+            f"significant digits and {MAX_VALUE_DECIMALS} decimal places.",
         )
-    return value.normalize() if value != 0 else Decimal(0)
+    if abs(value) >= VALUE_LIMIT:
+        raise EventRejected(
+            ErrorCode.INVALID_VALUE,
+            f"The value '{text}' is out of range: a value must be less than 10^15 "
+            "(999999999999999 at most) in absolute value.",
+        )
+    return value.normalize()
 
 
 def check_payload(payload: Any) -> dict[str, str]:
@@ -134,13 +157,22 @@ def check_payload(payload: Any) -> dict[str, str]:
         )
     clean: dict[str, str] = {}
     for key, value in payload.items():
+        param = f"payload[{escape_unstorable(str(key))}]"
         if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
             raise EventRejected(
                 ErrorCode.INVALID_PAYLOAD,
-                f"payload[{key}] must be a string (got {type(value).__name__}).",
-                f"payload[{key}]",
+                f"{param} must be a string (got {type(value).__name__}).",
+                param,
             )
-        clean[str(key)] = str(value)
+        text = _payload_text(value, param)
+        if not (is_storable_text(str(key)) and is_storable_text(text)):
+            raise EventRejected(
+                ErrorCode.INVALID_PAYLOAD,
+                f"{param} can't be stored: payload keys and values can't contain NUL "
+                "characters (\\u0000) or unpaired surrogates.",
+                param,
+            )
+        clean[str(key)] = text
     # Escaping can at most sextuple a character (\uXXXX), so small payloads skip the exact count.
     rough = sum(len(key) + len(value) for key, value in clean.items()) * 6 + 6 * len(clean) + 2
     size = (
@@ -157,6 +189,15 @@ def check_payload(payload: Any) -> dict[str, str]:
     return clean
 
 
+def _payload_text(value: str | int | Decimal, param: str) -> str:
+    try:
+        return str(value)
+    except ValueError:  # an integer past Python's 4,300-digit conversion limit
+        raise EventRejected(
+            ErrorCode.INVALID_PAYLOAD, f"{param} is too long a number.", param
+        ) from None
+
+
 def check_timestamp(timestamp: dt.datetime | None, now: dt.datetime) -> dt.datetime:
     """The event's time (now when it has none), inside the window that can still be billed."""
     if timestamp is None:
@@ -164,33 +205,43 @@ def check_timestamp(timestamp: dt.datetime | None, now: dt.datetime) -> dt.datet
     if timestamp < now - ACCEPTANCE_WINDOW_PAST:
         raise EventRejected(
             ErrorCode.TIMESTAMP_TOO_FAR_IN_PAST,
-            f"The timestamp {timestamp.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ} is more than 35 "
-            "days in the past; "
-            "events older than that can't be billed.",
+            f"The timestamp {_utc_label(timestamp)} is more than 35 days in the past; events "
+            "older than that can't be billed.",
             "timestamp",
         )
     if timestamp > now + ACCEPTANCE_WINDOW_FUTURE:
         raise EventRejected(
             ErrorCode.TIMESTAMP_IN_FUTURE,
-            f"The timestamp {timestamp.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ} is more than 5 "
-            "minutes in the future; "
-            "check the sender's clock.",
+            f"The timestamp {_utc_label(timestamp)} is more than 5 minutes in the future; check "
+            "the sender's clock.",
             "timestamp",
         )
     return timestamp
+
+
+def _utc_label(moment: dt.datetime) -> str:
+    try:
+        return f"{moment.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
+    except OverflowError:  # year 1 at +05:00 or 9999-12-31 at -05:00 has no UTC date
+        return moment.isoformat()
 
 
 def event_identifier(raw: Any) -> str:
     """The sender's identifier, or a random one: an event without one can't be deduplicated."""
     if raw is None or raw == "":
         return uuid.uuid4().hex
-    if not isinstance(raw, str) or len(raw) > MAX_IDENTIFIER_LENGTH:
+    if not _is_identifier(raw):
         raise EventRejected(
             ErrorCode.INVALID_IDENTIFIER,
-            f"identifier must be a string of at most {MAX_IDENTIFIER_LENGTH} characters.",
+            f"identifier must be a string of at most {MAX_IDENTIFIER_LENGTH} characters, "
+            "without NUL characters (\\u0000) or unpaired surrogates.",
             "identifier",
         )
     return raw
+
+
+def _is_identifier(raw: Any) -> bool:
+    return isinstance(raw, str) and len(raw) <= MAX_IDENTIFIER_LENGTH and is_storable_text(raw)
 
 
 def validate_event(
@@ -204,6 +255,12 @@ def validate_event(
     """Apply every rule in the order a sender fixes them; raise EventRejected at the first."""
     if not isinstance(event.event_name, str) or not event.event_name:
         raise EventRejected(ErrorCode.PARAMETER_MISSING, "event_name is required.", "event_name")
+    if not is_storable_text(event.event_name):
+        raise EventRejected(
+            ErrorCode.PARAMETER_INVALID,
+            "event_name can't contain NUL characters (\\u0000) or unpaired surrogates.",
+            "event_name",
+        )
     meter = meters.get(event.event_name)
     if meter is None:
         raise EventRejected(
@@ -313,6 +370,4 @@ def duplicate_rejection(item: ValidEvent) -> RejectedEvent:
 
 def _echoable_identifier(identifier: Any) -> str | None:
     """The identifier as the rejection list may repeat it back (only a valid one)."""
-    if isinstance(identifier, str) and len(identifier) <= MAX_IDENTIFIER_LENGTH:
-        return identifier
-    return None
+    return identifier if _is_identifier(identifier) else None

@@ -1,9 +1,8 @@
-"""Helpers for tests of admin pages: staff with a role, requests at a fixed billing time, and the
-page's text as a reader sees it."""
+"""Helpers for tests of admin (and portal) pages: staff with a role, requests at a fixed billing
+time, and the page's text as a reader sees it."""
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import re
 
@@ -12,8 +11,7 @@ from django.contrib.auth.models import Group, User
 
 from billing_site import clock
 from billing_site.roles import OPERATOR, VIEWER
-
-JAN_15 = dt.datetime(2026, 1, 15, tzinfo=dt.UTC)
+from tests.helpers import JAN_15
 
 
 @pytest.fixture
@@ -52,9 +50,32 @@ def post(client, url, data, *, at=JAN_15):
         return client.post(url, data)
 
 
+# En dash, minus sign and multiplication sign, as pages and PDFs print them, read as ASCII:
+# `text.translate(TYPOGRAPHY)`.
+TYPOGRAPHY = str.maketrans({"\u2013": "-", "\u2212": "-", "\u00d7": "x"})
+
+
+def text_of(markup: str) -> str:
+    """Markup as a reader sees it: tags dropped, entities decoded, whitespace collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
+
+
 def text(response) -> str:
-    """The page as a reader sees it: tags dropped, entities decoded, whitespace collapsed."""
+    """The page as a reader sees it (scripts and styles left out)."""
     body = re.sub(
         r"<script.*?</script>|<style.*?</style>", " ", response.content.decode(), flags=re.S
     )
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+    return text_of(body)
+
+
+def element(response, element_id: str) -> str:
+    """The markup of one element of the page, by its id."""
+    body = response.content.decode()
+    match = re.search(rf'<(\w+)[^>]* id="{element_id}".*?</\1>', body, re.S)
+    assert match, f"no #{element_id} on the page"
+    return match.group(0)
+
+
+def section(response, element_id: str) -> str:
+    """The text of one element of the page, by its id."""
+    return text_of(element(response, element_id))

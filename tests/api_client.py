@@ -61,3 +61,15 @@ class ApiClient:
 
     def delete(self, path: str, **kwargs):
         return self.client.delete(path, **self._headers(**kwargs))
+
+
+def sdk_client(live_server, secret: str):
+    """Stripe's official SDK talking to the live test server with `secret` (an API key, or a
+    meter event session's token), failing at once instead of retrying."""
+    import stripe
+
+    return stripe.StripeClient(
+        secret,
+        base_addresses={"api": live_server.url, "meter_events": live_server.url},
+        max_network_retries=0,
+    )

@@ -17,7 +17,7 @@ import logging
 import re
 from collections.abc import Callable
 from decimal import InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -46,7 +46,9 @@ from billing_site.api.params import (
     find_unstorable_text,
 )
 from billing_site.client_ip import client_ip
-from billing_site.errors import BillingError, NotFound
+from billing_site.errors import BillingError, ErrorCode, NotFound
+from billing_site.events.context import api_request_scope
+from billing_site.key_permissions import READ, RESOURCES, WRITE
 from billing_site.models import ApiKey, IdempotencyKey
 from billing_site.services import api_key_authenticate
 
@@ -117,7 +119,7 @@ def _authenticate(request: HttpRequest) -> ApiKey:
         raise ApiError(
             f"Invalid API Key provided: {mask_secret(credential)}",
             status=401,
-            code="api_key_invalid",
+            code=ErrorCode.API_KEY_INVALID,
         )
     return api_key
 
@@ -130,6 +132,40 @@ def mask_secret(secret: str) -> str:
     tail = min(4, shown)
     # The stars stand for the hidden part, capped so a huge header isn't echoed at full length.
     return secret[: shown - tail] + "*" * min(hidden, 64) + secret[len(secret) - tail :]
+
+
+def _refuse_without_permission(view: ApiView, request: HttpRequest) -> None:
+    """A restricted key (`rk_...`) may only do what its permissions grant: `read` on the view's
+    resource for its read methods (GET, HEAD), `write` for the rest. Checked before anything is
+    read or written (idempotency records included), so a refused request leaves no trace."""
+    if view.resource is None:
+        return
+    access = READ if request.method in view.read_methods else WRITE
+    api_key: ApiKey = request.api_key  # type: ignore[attr-defined]
+    if api_key.allows(view.resource, access):
+        return
+    # Stripe's answer to a restricted key without the permission: a 403 invalid_request_error
+    # that names the permission which would let the request through.
+    raise ApiError(
+        f"The provided key '{api_key.secret_prefix}…' does not have the required permissions "
+        f"for this endpoint. Having the '{view.resource}' {access} permission would allow this "
+        "request to continue.",
+        status=403,
+    )
+
+
+def _check_resource_declared(view_class: type[ApiView]) -> None:
+    """Every endpoint names the resource a restricted key needs permission on; a class that
+    forgets (or misspells it) fails when it is defined, so the app doesn't start."""
+    resource = getattr(view_class, "resource", "")
+    if resource is None or resource in RESOURCES:
+        return
+    declared = f"declares resource = {resource!r}" if resource else "declares no resource"
+    raise TypeError(
+        f"{view_class.__module__}.{view_class.__qualname__} {declared}: every API view sets "
+        f"`resource` to one of {', '.join(RESOURCES)} (billing_site/key_permissions.py; add a "
+        "new one there), so restricted keys know which permission it needs."
+    )
 
 
 def _request_too_large() -> ApiError:
@@ -183,7 +219,7 @@ def _refuse_unstorable_url_ids(kwargs: dict[str, Any]) -> None:
             raise ApiError(
                 "Invalid id in the URL: ids can't contain NUL characters or unpaired surrogates.",
                 param=param,
-                code="parameter_invalid",
+                code=ErrorCode.PARAMETER_INVALID,
             )
 
 
@@ -192,7 +228,7 @@ def _rate_limited(retry_after: int) -> ApiError:
         "Too many requests hit the API too quickly. We recommend an exponential backoff of "
         "your requests.",
         status=429,
-        code="rate_limit",
+        code=ErrorCode.RATE_LIMIT,
         headers={"Retry-After": str(retry_after)},
     )
 
@@ -224,8 +260,11 @@ def _database_unavailable(request: HttpRequest) -> JsonResponse:
     # Django discards a broken connection only when the error passed through its own cursor;
     # a dead one reached another way would fail every later request on this thread.
     for connection in connections.all(initialized_only=True):
-        if not connection.in_atomic_block and not connection.is_usable():
-            connection.close()
+        if connection.connection is None or connection.in_atomic_block:
+            continue
+        with contextlib.suppress(Exception):  # the answer below matters more than the cleanup
+            if not connection.is_usable():
+                connection.close()
     # A retry is safe when the request can't have been applied twice: reads, and writes sent
     # with an Idempotency-Key (which the official SDKs always send).
     safe = request.method != "POST" or bool(request.headers.get("Idempotency-Key"))
@@ -266,6 +305,16 @@ class ApiView(View):
     atomic = True
     # Which of settings.BILLING_API_RATE_LIMITS applies ("ingest" for meter events).
     rate_limit_group = "default"
+    # The resource a restricted key needs permission on (billing_site/key_permissions.py):
+    # every subclass declares it, checked at class definition. None only for endpoints that
+    # reach no data at all (the unrecognized-URL 404).
+    resource: ClassVar[str | None]
+    # Methods that need only `read`; every other method needs `write`.
+    read_methods: ClassVar[frozenset[str]] = frozenset({"GET", "HEAD"})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _check_resource_declared(cls)
 
     def authenticate(self, request: HttpRequest) -> ApiKey:
         return _authenticate(request)
@@ -281,6 +330,8 @@ class ApiView(View):
             response = _database_unavailable(request)
         except Exception:
             response = _unexpected_error(request)
+        if getattr(request, "request_id", None):
+            response["Request-Id"] = request.request_id
         if request.method == "HEAD":
             response["Content-Length"] = str(len(response.content))
             response.content = b""
@@ -294,6 +345,7 @@ class ApiView(View):
             raise ApiError(
                 f"Unrecognized request URL ({request.method}: {request.path}).", status=404
             )
+        _refuse_without_permission(self, request)
         _refuse_unstorable_url_ids(kwargs)
         if request.method in ("GET", "HEAD"):
             data = decode_form(request.META.get("QUERY_STRING", ""))
@@ -316,7 +368,8 @@ def _call(
     # so they skip the request transaction (BEGIN and COMMIT are two round trips per request).
     wrap = transaction.atomic() if getattr(view, "atomic", True) else contextlib.nullcontext()
     try:
-        with wrap:
+        # Events recorded inside name this request; those of on_commit work (after `wrap`) don't.
+        with wrap, api_request_scope(request):
             body = handler(request, params, **kwargs)
             # Unknown parameters are checked after the handler read what it knows; the
             # transaction makes sure nothing it wrote survives that error.
@@ -340,7 +393,7 @@ def _call(
         logger.warning("Out-of-range value in %s %s", request.method, request.path, exc_info=True)
         error = ApiError(
             "A value in this request is outside the range this server can store or compute.",
-            code="parameter_invalid",
+            code=ErrorCode.PARAMETER_INVALID,
         )
         return error.status, error.body()
     return 200, body
@@ -396,7 +449,7 @@ def _run_idempotently(request, key: str, data, handler, kwargs) -> JsonResponse:
                 f"were first used with. Try using a key other than '{key}' if you meant to "
                 "execute a different request.",
                 type="idempotency_error",
-                code="idempotency_key_in_use",
+                code=ErrorCode.IDEMPOTENCY_KEY_IN_USE,
             ) from None
         if record.response_status is None:
             raise ApiError(
@@ -404,7 +457,7 @@ def _run_idempotently(request, key: str, data, handler, kwargs) -> JsonResponse:
                 "Retry this request after it finishes.",
                 status=409,
                 type="idempotency_error",
-                code="idempotency_key_in_use",
+                code=ErrorCode.IDEMPOTENCY_KEY_IN_USE,
             ) from None
         response = JsonResponse(record.response_body, status=record.response_status)
         response["Idempotent-Replayed"] = "true"
@@ -511,6 +564,8 @@ def _cursor_pk(model: type[models.Model], public_id: str, resource: str, param: 
 
 class UnrecognizedUrl(ApiView):
     """Anything under /v1/ that no endpoint matched gets Stripe's JSON 404, not an HTML page."""
+
+    resource = None  # any valid key gets the 404: there is nothing to protect
 
     def _unrecognized(self, request, params: Params, **kwargs: Any) -> dict[str, Any]:
         raise ApiError(f"Unrecognized request URL ({request.method}: {request.path}).", status=404)

@@ -18,7 +18,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from billing_site.clock import from_unix
-from billing_site.errors import BillingError
+from billing_site.db import UNSTORABLE_TEXT as _UNSTORABLE_TEXT
+from billing_site.db import escape_unstorable
+from billing_site.errors import BillingError, ErrorCode
 
 _KEY_PART = re.compile(r"\[([^\[\]]*)\]")
 MAX_NESTING_DEPTH = 6
@@ -37,14 +39,6 @@ MAX_FORM_FIELDS = 10_000
 # Digits a JSON number may have. Python refuses to read integers of 4,300+ digits, and no amount
 # or quantity needs more than a few dozen.
 MAX_NUMBER_LENGTH = 100
-# PostgreSQL text can't hold NUL, and a lone surrogate (JSON "\ud800") can't be encoded as UTF-8:
-# either would fail at the database (an HTML 500) instead of here.
-_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
-
-
-def escape_unstorable(text: str) -> str:
-    """`text` with NUL and lone surrogates written as `\\u0000`, so an error can quote it."""
-    return _UNSTORABLE_TEXT.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def find_unstorable_text(value: Any, path: str) -> str | None:
@@ -75,7 +69,7 @@ def refuse_unstorable_text(value: Any, path: str) -> None:
             f"Invalid value for {name}: text can't contain NUL characters (\\u0000) or "
             "unpaired surrogates.",
             param=name,
-            code="parameter_invalid",
+            code=ErrorCode.PARAMETER_INVALID,
         )
 
 
@@ -87,7 +81,7 @@ def _split_key(key: str) -> list[str]:
     parts = _KEY_PART.findall(rest)
     if "".join(f"[{part}]" for part in parts) != rest or not head:
         raise ParameterError(
-            f"Malformed parameter name: '{key}'.", param=key, code="parameter_invalid"
+            f"Malformed parameter name: '{key}'.", param=key, code=ErrorCode.PARAMETER_INVALID
         )
     if len(parts) > MAX_NESTING_DEPTH:
         raise ParameterError(f"Parameter '{key}' is nested too deeply.", param=key)
@@ -227,13 +221,13 @@ def _check_json(value: Any, path: str, depth: int) -> None:
         raise ParameterError(
             f"Invalid number for {path}: at most {MAX_NUMBER_LENGTH} digits.",
             param=path,
-            code="parameter_invalid",
+            code=ErrorCode.PARAMETER_INVALID,
         )
     elif isinstance(value, _NotANumber):
         raise ParameterError(
             f"Invalid number for {path}: NaN and Infinity are not numbers.",
             param=path,
-            code="parameter_invalid",
+            code=ErrorCode.PARAMETER_INVALID,
         )
 
 
@@ -281,14 +275,14 @@ class Params:
             raise ParameterError(
                 f"Received unknown parameter: {unknown[0]}",
                 param=unknown[0],
-                code="parameter_unknown",
+                code=ErrorCode.PARAMETER_UNKNOWN,
             )
 
     def _missing(self, key: str) -> ParameterError:
         return ParameterError(
             f"Missing required param: {self.name(key)}.",
             param=self.name(key),
-            code="parameter_missing",
+            code=ErrorCode.PARAMETER_MISSING,
         )
 
     def _scalar(self, key: str, required: bool) -> Any:
@@ -301,7 +295,7 @@ class Params:
             raise ParameterError(
                 f"Invalid value for {self.name(key)}: expected a single value, not an object.",
                 param=self.name(key),
-                code="parameter_invalid",
+                code=ErrorCode.PARAMETER_INVALID,
             )
         return value
 

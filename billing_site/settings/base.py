@@ -73,6 +73,11 @@ CACHES = {
     if CACHE_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # A slow or unreachable Redis must not hold requests up: after this the rate limits let
+    # the request through (and log it) rather than wait.
+    CACHES["default"].setdefault("OPTIONS", {}).setdefault("socket_connect_timeout", 0.5)
+    CACHES["default"]["OPTIONS"].setdefault("socket_timeout", 0.5)
 
 ROOT_URLCONF = "billing_site.urls"
 WSGI_APPLICATION = "billing_site.wsgi.application"
@@ -163,10 +168,14 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     "credit-grant-expiry": {"task": "credits.tasks.expire_credit_grants_task", "schedule": 60.0},
     "billing-run": {"task": "invoicing.tasks.billing_run_task", "schedule": 60.0},
+    "invoice-notices": {"task": "invoicing.tasks.invoice_notices_task", "schedule": 60.0},
     "idempotency-key-purge": {
         "task": "billing_site.tasks.purge_idempotency_keys_task",
         "schedule": 3600.0,
     },
+    "event-purge": {"task": "billing_site.tasks.purge_events_task", "schedule": 3600.0},
+    # Last, so one `run_billing` pass also sends the events the jobs above recorded.
+    "webhook-delivery": {"task": "billing_site.tasks.deliver_webhooks_task", "schedule": 10.0},
 }
 
 # Billing. A period-end invoice stays a draft this long so late events still count.
@@ -177,6 +186,51 @@ if not 0 <= BILLING_GRACE_PERIOD_MINUTES <= 72 * 60:
         f"got {BILLING_GRACE_PERIOD_MINUTES}."
     )
 BILLING_INVOICE_NUMBER_PREFIX = env.str("BILLING_INVOICE_NUMBER_PREFIX", default="INV")
+
+# Events and webhooks (billing_site/events/). Events are kept this many days (Stripe: 30), and
+# `invoice.upcoming` is sent this many days before a subscription renews (Stripe's default: 3).
+BILLING_API_VERSION = "2026-10-28.endive"  # the shape events are rendered in: the official SDK's
+BILLING_EVENT_RETENTION_DAYS = env.int("BILLING_EVENT_RETENTION_DAYS", default=30)
+BILLING_INVOICE_UPCOMING_DAYS = env.int("BILLING_INVOICE_UPCOMING_DAYS", default=3)
+# A delivery succeeds on a 2xx within the timeout; otherwise it is retried after each step of
+# the schedule in turn (the last one repeating) until the retry window after the event ends.
+BILLING_WEBHOOK_TIMEOUT_SECONDS = env.float("BILLING_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+BILLING_WEBHOOK_RETRY_SCHEDULE_SECONDS = [
+    float(step)
+    for step in env.list(
+        "BILLING_WEBHOOK_RETRY_SCHEDULE_SECONDS",
+        default=["60", "300", "1800", "3600", "7200", "14400", "28800", "43200"],
+    )
+]
+BILLING_WEBHOOK_RETRY_WINDOW_SECONDS = env.float(
+    "BILLING_WEBHOOK_RETRY_WINDOW_SECONDS", default=3 * 24 * 3600
+)
+# An endpoint whose attempts have all failed this long is disabled (and listed for staff).
+BILLING_WEBHOOK_DISABLE_AFTER_SECONDS = env.float(
+    "BILLING_WEBHOOK_DISABLE_AFTER_SECONDS", default=3 * 24 * 3600
+)
+# Outbound requests (billing_site/events/outbound.py): HTTPS to public addresses only, unless
+# private addresses are allowed (on-premise receivers); local settings also allow plain HTTP and
+# loopback. Link-local and metadata addresses are never allowed.
+BILLING_WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool(
+    "BILLING_WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=False
+)
+BILLING_WEBHOOK_ALLOW_LOCAL_URLS = env.bool("BILLING_WEBHOOK_ALLOW_LOCAL_URLS", default=False)
+BILLING_WEBHOOK_RESPONSE_READ_BYTES = 64 * 1024
+# Without a broker, the delivery job sends at most this many per run, this many at a time.
+BILLING_WEBHOOK_MAX_PER_RUN = env.int("BILLING_WEBHOOK_MAX_PER_RUN", default=500)
+BILLING_WEBHOOK_CONCURRENCY = env.int("BILLING_WEBHOOK_CONCURRENCY", default=8)
+if (
+    not BILLING_WEBHOOK_RETRY_SCHEDULE_SECONDS
+    or min(BILLING_WEBHOOK_RETRY_SCHEDULE_SECONDS) < 0
+    or BILLING_WEBHOOK_TIMEOUT_SECONDS <= 0
+    or BILLING_WEBHOOK_CONCURRENCY < 1
+):
+    raise ImproperlyConfigured(
+        "Webhook settings: BILLING_WEBHOOK_RETRY_SCHEDULE_SECONDS needs at least one step of "
+        "0 s or more, BILLING_WEBHOOK_TIMEOUT_SECONDS must be positive and "
+        "BILLING_WEBHOOK_CONCURRENCY at least 1."
+    )
 
 # Stripe-shaped API.
 BILLING_API_IDEMPOTENCY_KEY_TTL_HOURS = 24
@@ -206,9 +260,33 @@ for _name, _rate in [
     except ValueError as _exc:
         raise ImproperlyConfigured(f"API rate limit '{_name}': {_exc}") from None
 
+# Portal-link tokens are credentials: the request log and runserver's access log print request
+# paths, so both mask them (billing_site/log_masking.py; gunicorn's access log: gunicorn.conf.py).
+# django.server is Django's own runserver logger, restated here because configuring a logger
+# replaces its handlers.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"mask_portal_tokens": {"()": "billing_site.log_masking.MaskPortalTokens"}},
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
+    },
+    "loggers": {
+        "django.request": {"filters": ["mask_portal_tokens"]},
+        "django.server": {
+            "handlers": ["django.server"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["mask_portal_tokens"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

@@ -1,7 +1,9 @@
 """The custom pages of the invoicing admin, one module per resource, so that admin.py reads
 like a spec and each page is found by its name:
 
-* `customers`: the customer page's billing sections, and "Portal link".
+* `customers`: the customer page's billing sections and history, what the delete
+  confirmation says (the subscriptions that end at once, "Bill usage so far") and the confirmed
+  delete, and "Portal link" (make a one-time link, list recent ones, revoke them).
 * `subscriptions`: "Add subscription" (customer, prices, a dry-run preview of the first
   invoice, a POST-only confirm), the subscription page's sections, and "Cancel now".
 * `invoices`: the invoice page's sections, and "Grant credits" from a paid one-off invoice (the

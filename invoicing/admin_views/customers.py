@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import prefetch_related_objects
@@ -17,15 +18,18 @@ from django.urls import reverse
 from billing_site.admin_kit import actor, page_context, render, utc_label
 from billing_site.errors import BillingError
 from billing_site.formatting import format_value
+from catalog.money import format_minor_units
 from credits.models import CreditBalanceTransaction
 from credits.presenters import balance_rows, grant_rows, ledger_rows
-from invoicing import portal
-from invoicing.models import Customer, Subscription
+from invoicing import portal, services
+from invoicing.admin_forms import CustomerDeleteForm
+from invoicing.models import Customer, InvoiceLineItem, Subscription
 from invoicing.presenters import invoice_summary, upcoming_invoice
 from invoicing.selectors import invoice_preview
 from metering.store import usage
 
 MAX_INVOICES_ON_CUSTOMER_PAGE = 25
+MAX_HISTORY_ON_CUSTOMER_PAGE = 50
 MAX_LEDGER_ROWS_ON_CUSTOMER_PAGE = 20
 
 
@@ -85,6 +89,7 @@ def customer_page_context(customer: Customer) -> dict[str, Any]:
         ),
         "usage_rows": usage_rows,
         "upcoming": upcoming,
+        "history": list(customer.events.order_by("-pk")[:MAX_HISTORY_ON_CUSTOMER_PAGE]),
         **customer_credits_context(customer, now),
     }
 
@@ -109,6 +114,59 @@ def customer_credits_context(customer: Customer, now: dt.datetime) -> dict[str, 
             f"{reverse('admin:credits_creditgrant_add')}?{urlencode({'customer': customer.pk})}"
         ),
     }
+
+
+# --- Deleting customers: what Django's delete confirmation says ------------------------------
+
+MAX_SUBSCRIPTIONS_ON_DELETE_PAGE = 50
+
+
+def customer_deletion_context(customers: list[Customer]) -> dict[str, Any]:
+    """What deleting these customers does at once: their active subscriptions, each with the
+    usage so far that the "Bill usage so far" checkbox would invoice, and that checkbox."""
+    active = (
+        Subscription.objects.filter(
+            customer__in=[c.pk for c in customers if c.deleted_at is None],
+            status=Subscription.Status.ACTIVE,
+        )
+        .select_related("customer__test_clock")
+        .order_by("customer_id", "pk")
+    )
+    count = active.count()
+    rows = []
+    for subscription in active[:MAX_SUBSCRIPTIONS_ON_DELETE_PAGE]:
+        try:
+            preview = invoice_preview(customer=subscription.customer, subscription=subscription)
+        except BillingError:
+            usage_so_far = "-"
+        else:
+            metered = [line for line in preview.lines if line.kind == InvoiceLineItem.Kind.METERED]
+            usage_so_far = (
+                format_minor_units(sum(line.amount for line in metered), preview.currency)
+                if metered
+                else "No metered prices"
+            )
+        rows.append({"subscription": subscription, "usage_so_far": usage_so_far})
+    return {
+        "active_subscription_count": count,
+        "active_subscriptions": rows,
+        "more_subscriptions": max(0, count - len(rows)),
+        "delete_form": CustomerDeleteForm(),
+    }
+
+
+def customers_delete(model_admin, request: HttpRequest, customers: list[Customer]) -> None:
+    """The confirmed delete (POST): `customer_delete` for each, with the confirmation's
+    "Bill usage so far on a final invoice" and the staff user as the actor."""
+    form = CustomerDeleteForm(request.POST)
+    invoice_now = form.is_valid() and form.cleaned_data["invoice_now"]
+    for customer in customers:
+        try:
+            services.customer_delete(
+                customer=customer, invoice_now=invoice_now, actor=actor(request)
+            )
+        except BillingError as error:
+            model_admin.message_user(request, f"{customer}: {error.message}", messages.ERROR)
 
 
 def customer_portal_link_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:

@@ -2,8 +2,9 @@
 
 Reads only. Every number comes with the URL of the admin list behind it, and a section is only
 computed for staff who can view that list (`can_view`). The number of queries is fixed: each
-card is one aggregate query, whatever the number of invoices, grants or events, and the usage
-charts are one query per meter shown, for at most `MAX_METERS` meters.
+card is one or two aggregate queries, whatever the number of invoices, grants or events, and the
+usage charts are one query per meter shown, for at most `MAX_METERS` meters. Usage is read
+through the event store (`metering.store`), like everywhere outside `metering`.
 
 "Now" is `billing_site.clock.now()`. Months and days are UTC, like every period in billing.
 
@@ -21,7 +22,7 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from dateutil.relativedelta import relativedelta
-from django.db.models import BigIntegerField, Count, F, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncMonth
 from django.urls import reverse
 from django.utils.safestring import SafeString
@@ -36,8 +37,8 @@ from credits.selectors import grants_expiring
 from credits.services import grant_balances
 from invoicing.models import BillingRunFailure, Invoice
 from invoicing.selectors import late_usage_lines
-from metering.models import Meter, MeterUsageRollup
-from metering.store import usage_by_window
+from metering.models import Meter
+from metering.store import event_counts_by_meter, usage_by_window
 
 DRAFTS_LISTED = 5
 GRANTS_LISTED = 5
@@ -240,7 +241,9 @@ def _next_drafts(now: dt.datetime) -> list[Link]:
         customer = invoice.customer
         # A test clock's customers are billed at the clock's time, not the wall clock's.
         customer_now = customer.billing_now() if customer.test_clock_id else now
-        if invoice.finalize_after is None:
+        if invoice.finalize_after is None and invoice.subscription_id:
+            detail = "held for review (past the amount limits): see billing run failures"
+        elif invoice.finalize_after is None:
             detail = "one-off: finalized when someone sends it"
         elif invoice.finalize_after > customer_now:
             detail = f"finalizes in {duration_words(invoice.finalize_after - customer_now)}"
@@ -254,7 +257,7 @@ def _next_drafts(now: dt.datetime) -> list[Link]:
 
 
 def _late_usage_card(now: dt.datetime) -> Card:
-    count = late_usage_lines(now=now).order_by()[: LATE_USAGE_CAP + 1].count()
+    count = len(late_usage_lines(now=now))
     shown = f"{LATE_USAGE_CAP}+" if count > LATE_USAGE_CAP else str(count)
     return Card(
         key="late-usage",
@@ -370,20 +373,13 @@ def _usage_trends(now: dt.datetime) -> tuple[list[MeterTrend], Link | None]:
     """Daily usage over the last 14 UTC days (today included) for the busiest active meters."""
     end = now.replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
     start = end - dt.timedelta(days=USAGE_DAYS)
-    recent_events = Subquery(
-        MeterUsageRollup.objects.filter(meter=OuterRef("pk"), hour__gte=start, hour__lt=end)
-        .order_by()
-        .values("meter")
-        .annotate(events=Sum("event_count"))
-        .values("events")[:1],
-        output_field=BigIntegerField(),
-    )
-    active = Meter.objects.filter(status=Meter.Status.ACTIVE)
-    meters = list(
-        active.annotate(recent_events=recent_events).order_by(
-            F("recent_events").desc(nulls_last=True), "display_name", "pk"
-        )[: MAX_METERS + 1]
-    )
+    active = Meter.objects.filter(status=Meter.Status.ACTIVE).order_by("display_name", "pk")
+    # The busiest first (most events in the 14 days), then by name.
+    recent_events = event_counts_by_meter(start=start, end=end)
+    busy = sorted(active.filter(pk__in=recent_events), key=lambda m: -recent_events[m.pk])
+    meters = busy[: MAX_METERS + 1]
+    if len(meters) <= MAX_METERS:
+        meters += active.exclude(pk__in=recent_events)[: MAX_METERS + 1 - len(meters)]
     more = None
     if len(meters) > MAX_METERS:
         meters = meters[:MAX_METERS]

@@ -32,6 +32,8 @@ def _customer_fields(params: Params) -> dict[str, Any]:
 
 
 class CustomerCollection(ApiView):
+    resource = "customers"
+
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = Customer.objects.live()
         email = params.string("email", max_length=512)
@@ -57,6 +59,8 @@ class CustomerCollection(ApiView):
 
 
 class CustomerDetail(ApiView):
+    resource = "customers"
+
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
         return serialize_customer(get_by_public_id(Customer.objects, public_id, "customer"))
 

@@ -7,6 +7,8 @@ from typing import Any
 from billing_site.api.base import ApiError, ApiView, get_by_param, get_by_public_id, paginate
 from billing_site.api.lists import filter_by_params
 from billing_site.api.params import Params
+from billing_site.errors import ErrorCode
+from billing_site.limits import MAX_QUANTITY
 from catalog.models import Price
 from invoicing import services
 from invoicing.api.customers import customer_param
@@ -15,6 +17,8 @@ from invoicing.models import Invoice
 
 
 class InvoiceItemCollection(ApiView):
+    resource = "invoices"
+
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = filter_by_params(
             invoice_items_to_serialize(),
@@ -40,7 +44,7 @@ class InvoiceItemCollection(ApiView):
                 "Pass invoice=in_... (a draft invoice of this customer): pending items that "
                 "wait for the next invoice aren't supported.",
                 param="invoice",
-                code="parameter_missing",
+                code=ErrorCode.PARAMETER_MISSING,
             )
         currency = params.string("currency")
         if currency and currency.upper() != invoice.currency:
@@ -56,7 +60,7 @@ class InvoiceItemCollection(ApiView):
             "price",
         )
         amount = params.integer("amount", minimum=-(10**12), maximum=10**12)
-        quantity = params.integer("quantity", minimum=1, maximum=1_000_000) or 1
+        quantity = params.integer("quantity", minimum=1, maximum=MAX_QUANTITY) or 1
         period = params.nested("period")
         span = None
         if period is not None:
@@ -77,6 +81,8 @@ class InvoiceItemCollection(ApiView):
 
 
 class InvoiceItemDetail(ApiView):
+    resource = "invoices"
+
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
         line = get_by_public_id(
             invoice_items_to_serialize(), public_id, "invoiceitem", field="item_public_id"

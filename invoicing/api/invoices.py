@@ -23,6 +23,8 @@ def _invoice(public_id: str) -> Invoice:
 
 
 class InvoiceCollection(ApiView):
+    resource = "invoices"
+
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = filter_by_params(
             invoices_to_serialize(),
@@ -54,6 +56,8 @@ class InvoiceCollection(ApiView):
 
 
 class InvoiceDetail(ApiView):
+    resource = "invoices"
+
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
         return serialize_invoice(_invoice(public_id))
 
@@ -79,6 +83,8 @@ class InvoiceDetail(ApiView):
 class InvoiceAction(ApiView):
     """`POST /v1/invoices/<id>/<action>`: the status moves a client may ask for."""
 
+    resource = "invoices"
+
     http_method_names = ["post"]
     action = ""
 
@@ -102,6 +108,8 @@ class InvoiceAction(ApiView):
 
 
 class InvoiceLines(ApiView):
+    resource = "invoices"
+
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
         invoice = _invoice(public_id)
         return paginate(

@@ -14,7 +14,8 @@ from billing_site.api.base import (
 )
 from billing_site.api.lists import filter_by_params
 from billing_site.api.params import Params
-from billing_site.errors import BillingError
+from billing_site.errors import BillingError, ErrorCode
+from billing_site.limits import MAX_QUANTITY
 from catalog.models import Price
 from invoicing import services
 from invoicing.api.customers import customer_param
@@ -24,6 +25,7 @@ from invoicing.api.serializers import (
     subscription_items_to_serialize,
     subscriptions_to_serialize,
 )
+from invoicing.errors import ErrorCode as InvoicingErrorCode
 from invoicing.models import Subscription, SubscriptionItem
 
 
@@ -33,14 +35,14 @@ def _read_items(params: Params) -> list[services.ItemInput]:
         raise BillingError(
             "Missing required param: items (items[0][price]=price_...).",
             param="items",
-            code="parameter_missing",
+            code=ErrorCode.PARAMETER_MISSING,
         )
     prices = Price.objects.select_related("product", "meter").prefetch_related("tiers")
     items = []
     for index, data in enumerate(raw):
         item = Params(data if isinstance(data, dict) else None, f"items[{index}]")
         price = get_by_param(prices, item, "price", "price", required=True)
-        quantity = item.integer("quantity", minimum=1, maximum=1_000_000)
+        quantity = item.integer("quantity", minimum=1, maximum=MAX_QUANTITY)
         metadata = item.new_metadata()
         item.reject_unknown()
         items.append(services.ItemInput(price=price, quantity=quantity, metadata=metadata))
@@ -60,22 +62,24 @@ def _read_quantity_changes(
                 "Changing a subscription's prices mid-period needs proration, which isn't "
                 "supported yet. Cancel at period end and start a new subscription instead.",
                 param=f"items[{index}][price]",
-                code="proration_not_supported",
+                code=InvoicingErrorCode.PRORATION_NOT_SUPPORTED,
             )
         item_id = item.string("id", required=True)
         if item_id not in by_id:
             raise ApiError(
                 f"No such subscription item on {subscription.public_id}: '{item_id}'",
                 param=f"items[{index}][id]",
-                code="resource_missing",
+                code=ErrorCode.RESOURCE_MISSING,
             )
-        quantity = item.integer("quantity", required=True, minimum=1, maximum=1_000_000)
+        quantity = item.integer("quantity", required=True, minimum=1, maximum=MAX_QUANTITY)
         item.reject_unknown()
         quantities[by_id[item_id]] = quantity
     return quantities
 
 
 class SubscriptionCollection(ApiView):
+    resource = "subscriptions"
+
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = filter_by_params(
             subscriptions_to_serialize(), params, customer="customer__public_id"
@@ -112,6 +116,8 @@ class SubscriptionCollection(ApiView):
 
 
 class SubscriptionDetail(ApiView):
+    resource = "subscriptions"
+
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
         subscription = get_by_public_id(subscriptions_to_serialize(), public_id, "subscription")
         return serialize_subscription(subscription)
@@ -147,6 +153,8 @@ class SubscriptionDetail(ApiView):
 
 
 class SubscriptionItemCollection(ApiView):
+    resource = "subscriptions"
+
     def get(self, request, params: Params) -> dict[str, Any]:
         subscription_id = params.string("subscription", required=True)
         return paginate(
@@ -159,6 +167,8 @@ class SubscriptionItemCollection(ApiView):
 
 
 class SubscriptionItemDetail(ApiView):
+    resource = "subscriptions"
+
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
         item = get_by_public_id(subscription_items_to_serialize(), public_id, "subscription_item")
         return serialize_subscription_item(item)

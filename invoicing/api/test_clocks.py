@@ -20,6 +20,8 @@ def live_test_clocks() -> QuerySet[TestClock]:
 
 
 class TestClockCollection(ApiView):
+    resource = "test_clocks"
+
     def get(self, request, params: Params) -> dict[str, Any]:
         return paginate(
             live_test_clocks(),
@@ -38,6 +40,8 @@ class TestClockCollection(ApiView):
 
 
 class TestClockDetail(ApiView):
+    resource = "test_clocks"
+
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
         test_clock = get_by_public_id(TestClock.objects.all(), public_id, "test_helpers.test_clock")
         return serialize_test_clock(test_clock)
@@ -49,6 +53,7 @@ class TestClockDetail(ApiView):
 
 
 class TestClockAdvance(ApiView):
+    resource = "test_clocks"
     http_method_names = ["post"]
 
     def post(self, request, params: Params, public_id: str) -> dict[str, Any]:

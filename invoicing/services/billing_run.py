@@ -70,15 +70,19 @@ def finalize_due_draft(*, invoice_id: int, at: dt.datetime) -> bool:
     try:
         with transaction.atomic():
             # Claim under the row lock: another worker may have finalized it since we looked.
+            # (or held it for review).
             locked = Invoice.objects.select_for_update().filter(pk=invoice_id).first()
-            if locked is None or locked.status != Invoice.Status.DRAFT:
+            if locked is None or locked.status != Invoice.Status.DRAFT or not locked.finalize_after:
                 return False
-            invoice_finalize(invoice=invoice, actor=BILLING_RUN, at=at)
+            # Usage past the amount limits holds the draft for review instead (not a failure).
+            invoice = invoice_finalize(
+                invoice=invoice, actor=BILLING_RUN, at=at, hold_over_limit=True
+            )
     except Exception as exc:
         if invoice.subscription_id:
             _record_failure(invoice.subscription_id, "finalize invoice", exc, at)
         raise
-    return True
+    return invoice.status != Invoice.Status.DRAFT
 
 
 def _record_failure(subscription_id: int, step: str, exc: Exception, at: dt.datetime) -> None:

@@ -9,7 +9,8 @@ from django.core.validators import validate_email
 from django.db import transaction
 
 from billing_site import clock
-from billing_site.errors import BillingError
+from billing_site.errors import BillingError, ErrorCode
+from billing_site.events.recording import record_event, record_update, snapshot
 from billing_site.model_update import model_update
 from invoicing.models import Customer, CustomerEvent, Subscription
 from invoicing.services.customer_events import customer_event_record
@@ -23,11 +24,12 @@ def _clean_email(email: str | None) -> str:
             validate_email(email)
         except ValidationError:
             raise BillingError(
-                f"Invalid email address: '{email}'.", param="email", code="email_invalid"
+                f"Invalid email address: '{email}'.", param="email", code=ErrorCode.EMAIL_INVALID
             ) from None
     return email
 
 
+@transaction.atomic
 def customer_create(
     *,
     name: str = "",
@@ -40,7 +42,7 @@ def customer_create(
         raise BillingError(
             f"Test clock {test_clock.public_id} has been deleted.", param="test_clock"
         )
-    return Customer.objects.create(
+    customer = Customer.objects.create(
         test_clock=test_clock,
         name=(name or "").strip(),
         email=_clean_email(email),
@@ -48,11 +50,14 @@ def customer_create(
         metadata=metadata or {},
         created_at=clock.now(),
     )
+    record_event("customer.created", customer)
+    return customer
 
 
 CUSTOMER_MUTABLE_FIELDS = {"name", "email", "description", "metadata"}
 
 
+@transaction.atomic
 def customer_update(*, customer: Customer, **changes: Any) -> Customer:
     unexpected = set(changes) - CUSTOMER_MUTABLE_FIELDS
     if unexpected:
@@ -60,11 +65,13 @@ def customer_update(*, customer: Customer, **changes: Any) -> Customer:
     if customer.deleted_at is not None:
         raise BillingError(
             f"Customer {customer.public_id} has been deleted and can't be updated.",
-            code="resource_missing",
+            code=ErrorCode.RESOURCE_MISSING,
         )
     if "email" in changes:
         changes["email"] = _clean_email(changes["email"])
+    before = snapshot(customer)
     customer, _ = model_update(instance=customer, fields=CUSTOMER_MUTABLE_FIELDS, data=changes)
+    record_update("customer.updated", customer, before)
     return customer
 
 
@@ -86,12 +93,15 @@ def customer_delete(
     )
     if customer.deleted_at is not None:
         return customer
+    # The event carries the customer as it was (the API shows a deleted one as a stub).
+    before = snapshot(customer)
     canceled = [
         subscription_cancel_now(subscription=subscription, invoice_now=invoice_now, actor=actor)
         for subscription in customer.subscriptions.filter(status=Subscription.Status.ACTIVE)
     ]
     customer.deleted_at = clock.now()
     customer.save(update_fields=["deleted_at"])
+    record_event("customer.deleted", data_object=before)
     ids = ", ".join(subscription.public_id for subscription in canceled)
     customer_event_record(
         customer=customer,

@@ -9,11 +9,16 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from billing_site.errors import BillingError
+from billing_site.events.recording import record_event, record_update, snapshot
 from billing_site.ids import generate_public_id
+from billing_site.limits import MAX_AMOUNT, check_amount, check_quantity, check_time
 from catalog.models import Price
+from catalog.money import format_minor_units
 from catalog.services import validate_currency
 from credits.services import LineToCredit, credits_apply, credits_reinstate
+from invoicing.errors import ErrorCode as InvoicingErrorCode
 from invoicing.models import (
+    BillingRunFailure,
     Customer,
     Invoice,
     InvoiceEvent,
@@ -21,7 +26,14 @@ from invoicing.models import (
     InvoiceNumberSequence,
     Subscription,
 )
-from invoicing.services.lines import metered_quantity, rate_line
+from invoicing.services.lines import (
+    RatedLine,
+    amount_limit_problem,
+    described,
+    metered_quantity,
+    rate_line,
+    rate_line_within_limit,
+)
 
 S = Invoice.Status
 
@@ -33,6 +45,14 @@ TRANSITIONS: dict[str, set[str]] = {
     S.UNCOLLECTIBLE: {S.PAID, S.VOID},
     S.PAID: set(),
     S.VOID: set(),
+}
+
+# The event each status change sends (Stripe's names).
+_EVENTS = {
+    S.OPEN: "invoice.finalized",
+    S.PAID: "invoice.paid",
+    S.VOID: "invoice.voided",
+    S.UNCOLLECTIBLE: "invoice.marked_uncollectible",
 }
 
 _VERBS = {
@@ -53,7 +73,9 @@ def invoice_transition(
             f"Invoice {invoice.label} is {from_status} and can't be "
             f"{_VERBS.get(to_status, to_status)}"
             + ("." if TRANSITIONS[from_status] else f": a {from_status} invoice is final."),
-            code="invoice_not_editable" if from_status == S.DRAFT else "invoice_unexpected_status",
+            code=InvoicingErrorCode.INVOICE_NOT_EDITABLE
+            if from_status == S.DRAFT
+            else InvoicingErrorCode.INVOICE_UNEXPECTED_STATUS,
         )
     invoice.status = to_status
     if to_status == S.OPEN:
@@ -73,6 +95,7 @@ def invoice_transition(
         note=note[:500],
         created_at=at,
     )
+    record_event(_EVENTS[to_status], invoice)
     return invoice
 
 
@@ -88,7 +111,7 @@ def _require_draft(invoice: Invoice, action: str) -> None:
     if invoice.status != S.DRAFT:
         raise BillingError(
             f"Invoice {invoice.label} is {invoice.status}: only draft invoices can {action}.",
-            code="invoice_not_editable",
+            code=InvoicingErrorCode.INVOICE_NOT_EDITABLE,
         )
 
 
@@ -159,8 +182,17 @@ def set_totals(invoice: Invoice, lines: list[InvoiceLineItem]) -> None:
     invoice.amount_due = invoice.total - invoice.total_credits
 
 
-def _recompute_metered_lines(invoice: Invoice, lines: list[InvoiceLineItem]) -> None:
-    """Late events that arrived during the grace period count: quantities are re-read now."""
+_RATED_FIELDS = ["quantity", "amount", "unrounded_amount", "tier_breakdown"]
+
+
+def _recompute_metered_lines(
+    invoice: Invoice, lines: list[InvoiceLineItem]
+) -> list[tuple[str, RatedLine]]:
+    """Late events that arrived during the grace period count: quantities are re-read now.
+
+    Returns each usage line's description and rating, to check them against the limits.
+    """
+    rated_lines = []
     for line in lines:
         if line.kind != InvoiceLineItem.Kind.METERED:
             continue
@@ -171,17 +203,53 @@ def _recompute_metered_lines(invoice: Invoice, lines: list[InvoiceLineItem]) -> 
             end=line.period_end,
         )
         rated = rate_line(line.price, quantity)
+        rated_lines.append((line.description, rated))
         if (rated.quantity, rated.amount) == (line.quantity, line.amount):
             continue
         line.quantity = rated.quantity
         line.amount = rated.amount
         line.unrounded_amount = rated.unrounded_amount
         line.tier_breakdown = rated.tier_breakdown
-        line.save(update_fields=["quantity", "amount", "unrounded_amount", "tier_breakdown"])
+        line.description = described(line.description, rated)
+        line.save(update_fields=[*_RATED_FIELDS, "description"])
+    return rated_lines
+
+
+# The step under which a held draft is listed in the admin's billing run failures.
+HELD_FOR_REVIEW = "held for review"
+
+
+def invoice_hold_for_review(*, invoice: Invoice, problem: str, at: dt.datetime) -> None:
+    """Keep a subscription's draft from being finalized automatically, and tell staff why.
+
+    Like Stripe's failed finalization (auto_advance turned off): the draft stays, the billing
+    run no longer picks it up, and the problem is listed in the admin's billing run failures.
+    Staff then finalize it (the capped line is billed at the limit) or finalize and void it.
+    """
+    invoice.finalize_after = None
+    invoice.save(update_fields=["finalize_after"])
+    BillingRunFailure.objects.create(
+        subscription_id=invoice.subscription_id,
+        step=HELD_FOR_REVIEW,
+        error=(
+            f"Invoice {invoice.label} is held as a draft for review: {problem}. The billing run "
+            "won't finalize it; finalize it to bill it as it stands (or finalize and void it if "
+            "the usage is wrong), then mark this resolved."
+        )[:5000],
+        created_at=at,
+    )
 
 
 @transaction.atomic
-def invoice_finalize(*, invoice: Invoice, actor: str, at: dt.datetime | None = None) -> Invoice:
+def invoice_finalize(
+    *,
+    invoice: Invoice,
+    actor: str,
+    at: dt.datetime | None = None,
+    hold_over_limit: bool = False,
+) -> Invoice:
+    """Number the draft and open it. With `hold_over_limit` (the billing run), a draft whose
+    re-read usage is past the amount limits is held for review instead, and stays a draft."""
     invoice = _lock(invoice)
     at = at or invoice.customer.billing_now()
     _require_draft(invoice, "be finalized")
@@ -191,10 +259,18 @@ def invoice_finalize(*, invoice: Invoice, actor: str, at: dt.datetime | None = N
     if not lines and invoice.billing_reason == Invoice.BillingReason.MANUAL:
         raise BillingError(
             "This invoice has no line items; add at least one before sending it.",
-            code="invoice_no_line_items",
+            code=InvoicingErrorCode.INVOICE_NO_LINE_ITEMS,
         )
     if invoice.subscription_id:
-        _recompute_metered_lines(invoice, lines)
+        rated_lines = _recompute_metered_lines(invoice, lines)
+        problem = amount_limit_problem(
+            rated_lines, total=sum(line.amount for line in lines), currency=invoice.currency
+        )
+        if problem and hold_over_limit:
+            set_totals(invoice, lines)
+            invoice.save()
+            invoice_hold_for_review(invoice=invoice, problem=problem, at=at)
+            return invoice
     _apply_credits(invoice, lines, at)
     set_totals(invoice, lines)
     invoice.number = _next_number()
@@ -249,6 +325,7 @@ def invoice_mark_uncollectible(
 # --- one-off invoices -------------------------------------------------------------------------
 
 
+@transaction.atomic
 def invoice_create(
     *,
     customer: Customer,
@@ -271,7 +348,7 @@ def invoice_create(
             "An invoice sent for payment needs days_until_due (for example 30).",
             param="days_until_due",
         )
-    return Invoice.objects.create(
+    invoice = Invoice.objects.create(
         customer=customer,
         currency=currency,
         billing_reason=Invoice.BillingReason.MANUAL,
@@ -281,6 +358,8 @@ def invoice_create(
         metadata=metadata or {},
         created_at=customer.billing_now(),
     )
+    record_event("invoice.created", invoice)
+    return invoice
 
 
 @transaction.atomic
@@ -297,6 +376,7 @@ def invoice_item_create(
     """Add a one-off line (an amount, or a price times quantity) to a draft invoice."""
     invoice = _lock(invoice)
     _require_draft(invoice, "get new items")
+    before = snapshot(invoice)
     if (amount is None) == (price is None):
         raise BillingError(
             "Give either amount (in minor units) or price (with quantity), not both and not "
@@ -306,6 +386,7 @@ def invoice_item_create(
     quantity = Decimal(quantity)
     if quantity <= 0:
         raise BillingError("quantity must be greater than 0.", param="quantity")
+    check_quantity(quantity, param="quantity")
     if price is not None:
         if not price.active:
             raise BillingError(
@@ -322,7 +403,7 @@ def invoice_item_create(
                 "Metered prices are billed from usage by subscriptions, not as one-off items.",
                 param="price",
             )
-        rated = rate_line(price, quantity)
+        rated = rate_line_within_limit(price, quantity, param="quantity")
         line_amount, unrounded, breakdown = (
             rated.amount,
             rated.unrounded_amount,
@@ -332,10 +413,21 @@ def invoice_item_create(
         assert amount is not None
         if amount < 0:
             raise BillingError("amount can't be negative.", param="amount")
+        check_amount(amount, param="amount")
         line_amount, unrounded, breakdown = amount, Decimal(amount), []
         quantity = Decimal(1)
+    if invoice.subtotal + line_amount > MAX_AMOUNT:
+        raise BillingError(
+            f"This item would bring the invoice's total to "
+            f"{format_minor_units(invoice.subtotal + line_amount, invoice.currency)}, over the "
+            f"limit of {format_minor_units(MAX_AMOUNT, invoice.currency)} per invoice; put it "
+            "on another invoice.",
+            param="amount" if price is None else "quantity",
+        )
     at = invoice.customer.billing_now()
     start, end = period or (at, at)
+    check_time(start, param="period[start]")
+    check_time(end, param="period[end]")
     if end < start:
         raise BillingError("period[end] must not be before period[start].", param="period[end]")
     line = InvoiceLineItem.objects.create(
@@ -356,6 +448,8 @@ def invoice_item_create(
     )
     refresh_totals(invoice)
     invoice.save(update_fields=["subtotal", "total_credits", "total", "amount_due"])
+    record_event("invoiceitem.created", line)
+    record_update("invoice.updated", invoice, before)
     return line
 
 
@@ -372,11 +466,13 @@ def invoice_update(
     """
     invoice = _lock(invoice)
     _require_draft(invoice, "be edited")
+    before = snapshot(invoice)
     changes = {"description": description, "metadata": metadata}
     fields = [name for name, value in changes.items() if value is not None]
     for name in fields:
         setattr(invoice, name, changes[name])
     invoice.save(update_fields=fields)
+    record_update("invoice.updated", invoice, before)
     return invoice
 
 
@@ -388,6 +484,15 @@ def invoice_delete_draft(*, invoice: Invoice) -> None:
         raise BillingError(
             "This draft bills a subscription period; deleting it would leave the period "
             "unbilled. Finalize it and void it instead.",
-            code="invoice_not_editable",
+            code=InvoicingErrorCode.INVOICE_NOT_EDITABLE,
         )
+    # The events carry the objects as they were, taken before the rows go.
+    items = [
+        snapshot(line)
+        for line in invoice.lines.filter(kind=InvoiceLineItem.Kind.INVOICE_ITEM).order_by("pk")
+    ]
+    deleted = snapshot(invoice)
     invoice.delete()
+    for item in items:
+        record_event("invoiceitem.deleted", data_object=item)
+    record_event("invoice.deleted", data_object=deleted)

@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from billing_site.errors import BillingError
 from billing_site.formatting import decimal_string
+from billing_site.limits import MAX_AMOUNT
 from catalog.models import Price
-from catalog.money import round_to_minor_unit
+from catalog.money import format_minor_units, round_to_minor_unit
 from catalog.rating import Rating, rate
 from invoicing.models import Invoice, InvoiceLineItem, Subscription, SubscriptionItem
 from invoicing.periods import Period
-from metering.store import usage
+from metering.store import usage_many
 
 Kind = InvoiceLineItem.Kind
 
@@ -35,6 +37,13 @@ class RatedLine:
     amount: int
     unrounded_amount: Decimal
     tier_breakdown: list[dict[str, Any]]
+    # Set when the line rates past the per-line limit: the exact amount, while `amount` and
+    # `unrounded_amount` hold the limit (what can be stored and billed).
+    over_limit_amount: Decimal | None = None
+
+    @property
+    def over_limit(self) -> bool:
+        return self.over_limit_amount is not None
 
 
 def breakdown_json(rating: Rating) -> list[dict[str, Any]]:
@@ -51,15 +60,71 @@ def breakdown_json(rating: Rating) -> list[dict[str, Any]]:
 
 
 def rate_line(price: Price, quantity: Decimal) -> RatedLine:
-    """Rate a quantity and round the line once, half up (the invoice total adds rounded lines)."""
+    """Rate a quantity and round the line once, half up (the invoice total adds rounded lines).
+
+    A line past `MAX_AMOUNT` is capped at it and flagged (`over_limit`): input that would make
+    one (a fee, an item) is refused by its service, and a usage line is held for review.
+    """
     quantity = max(Decimal(0), quantity)  # a negative period total bills nothing
     rating = rate(price.terms, quantity)
+    amount = round_to_minor_unit(rating.amount)
+    if amount > MAX_AMOUNT:
+        return RatedLine(
+            quantity=quantity,
+            amount=MAX_AMOUNT,
+            unrounded_amount=Decimal(MAX_AMOUNT),
+            tier_breakdown=breakdown_json(rating),
+            over_limit_amount=rating.amount,
+        )
     return RatedLine(
         quantity=quantity,
-        amount=round_to_minor_unit(rating.amount),
+        amount=amount,
         unrounded_amount=rating.amount,
         tier_breakdown=breakdown_json(rating),
     )
+
+
+def rate_line_within_limit(price: Price, quantity: Decimal, *, param: str) -> RatedLine:
+    """Rate a line that comes from input (a fee's quantity, an item): past the limit, refuse it."""
+    rated = rate_line(price, quantity)
+    if rated.over_limit:
+        raise BillingError(
+            f"{decimal_string(quantity)} x {price.public_id} comes to more than "
+            f"{format_minor_units(MAX_AMOUNT, price.currency)}, the limit of an invoice line; "
+            "use a smaller quantity.",
+            param=param,
+        )
+    return rated
+
+
+# Appended to the description of a usage line capped at the limit, so the invoice says so.
+CAPPED_NOTE = " (capped at the per-line limit)"
+
+
+def described(description: str, rated: RatedLine) -> str:
+    """A line's description, with the capped note exactly when the line is capped."""
+    return description.removesuffix(CAPPED_NOTE) + (CAPPED_NOTE if rated.over_limit else "")
+
+
+def amount_limit_problem(
+    lines: Iterable[tuple[str, RatedLine]], *, total: int, currency: str
+) -> str | None:
+    """Why an invoice with these lines can't be finalized without review, or None.
+
+    A usage line that rated past the per-line limit, or a total past the per-invoice limit.
+    """
+    limit = format_minor_units(MAX_AMOUNT, currency)
+    for description, rated in lines:
+        if rated.over_limit_amount is not None:
+            exact = format_minor_units(round_to_minor_unit(rated.over_limit_amount), currency)
+            return (
+                f"the line '{described(description, rated)}' rates to {exact}, over the limit "
+                f"of {limit} per line, and is capped at the limit"
+            )
+    if total > MAX_AMOUNT:
+        total_words = format_minor_units(total, currency)
+        return f"the total, {total_words}, is over the limit of {limit} per invoice"
+    return None
 
 
 @dataclass(frozen=True)
@@ -137,23 +202,25 @@ def plan_period_lines(
         name = item.price.display_name
         if item.price.is_metered and usage_period is not None:
             words = "usage so far" if preview else f"usage {period_words(usage_period)}"
+            rated = rate_line(item.price, usage.get(item.pk, Decimal(0)))
             lines.append(
                 PlannedLine(
                     kind=Kind.METERED,
                     item=item,
-                    description=f"{name}: {words}",
-                    rated=rate_line(item.price, usage.get(item.pk, Decimal(0))),
+                    description=described(f"{name}: {words}", rated),
+                    rated=rated,
                     period=usage_period,
                 )
             )
         elif not item.price.is_metered and fee_period is not None:
             words = "next period" if preview else period_words(fee_period)
+            rated = rate_line(item.price, Decimal(item.quantity))
             lines.append(
                 PlannedLine(
                     kind=Kind.LICENSED,
                     item=item,
-                    description=f"{item.quantity} x {name} ({words})",
-                    rated=rate_line(item.price, Decimal(item.quantity)),
+                    description=described(f"{item.quantity} x {name} ({words})", rated),
+                    rated=rated,
                     period=fee_period,
                 )
             )
@@ -177,15 +244,17 @@ def usage_by_item(
     metered = [item for item in items if item.price.is_metered]
     if not metered:
         return {}
-    return {
-        item.pk: usage(meter=item.price.meter, customer_id=customer_id, start=start, end=end)
-        for item in metered
-    }
+    totals = usage_many(
+        pairs=[(item.price.meter, customer_id) for item in metered], start=start, end=end
+    )
+    return {item.pk: totals.get((item.price.meter_id, customer_id), Decimal(0)) for item in metered}
 
 
 def metered_quantity(*, price: Price, customer_id: int, start: dt.datetime, end: dt.datetime):
     """One metered price's usage over [start, end): re-read when a draft is finalized."""
-    return usage(meter=price.meter, customer_id=customer_id, start=start, end=end)
+    return usage_many(pairs=[(price.meter, customer_id)], start=start, end=end).get(
+        (price.meter_id, customer_id), Decimal(0)
+    )
 
 
 def line_items(

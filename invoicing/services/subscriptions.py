@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
 
 from billing_site.errors import BillingError
+from billing_site.events.recording import record_event, record_update, snapshot
+from billing_site.limits import MAX_AMOUNT, check_quantity, check_time
 from catalog.models import Price
+from catalog.money import format_minor_units
+from invoicing.errors import ErrorCode as InvoicingErrorCode
 from invoicing.models import (
     Customer,
     CustomerEvent,
@@ -20,8 +26,16 @@ from invoicing.models import (
 )
 from invoicing.periods import Period, next_period, period_boundary, period_containing
 from invoicing.services.customer_events import customer_event_record
-from invoicing.services.invoices import invoice_finalize, set_totals
-from invoicing.services.lines import line_items, plan_items, plan_period_lines, usage_by_item
+from invoicing.services.invoices import invoice_finalize, invoice_hold_for_review, set_totals
+from invoicing.services.lines import (
+    PlannedLine,
+    amount_limit_problem,
+    line_items,
+    plan_items,
+    plan_period_lines,
+    rate_line_within_limit,
+    usage_by_item,
+)
 
 MAX_ITEMS = 20
 BILLING_RUN = "billing run"
@@ -91,6 +105,40 @@ def _check_items(items: list[ItemInput]) -> None:
             )
         if item.quantity is not None and item.quantity < 1:
             raise BillingError("quantity must be at least 1.", param=f"items[{index}][quantity]")
+    _check_fees(
+        (f"items[{index}][quantity]", item.price, item.quantity or 1)
+        for index, item in enumerate(items)
+        if not item.price.is_metered
+    )
+
+
+def _check_fees(fees: Iterable[tuple[str, Price, int]]) -> None:
+    """Refuse licensed quantities whose fee line, or the fees' total, would pass the amount
+    limits: the fees are billed every period, so the input is refused now, not at a period end.
+    """
+    total, currency = 0, None
+    for param, price, quantity in fees:
+        check_quantity(quantity, param=param)
+        total += rate_line_within_limit(price, Decimal(quantity), param=param).amount
+        currency = price.currency
+    if currency is not None and total > MAX_AMOUNT:
+        raise BillingError(
+            f"The fees of this subscription come to {format_minor_units(total, currency)} a "
+            f"period, over the limit of {format_minor_units(MAX_AMOUNT, currency)} per invoice.",
+            param="items",
+        )
+
+
+def _hold_if_over_limit(invoice: Invoice, planned: list[PlannedLine], at: dt.datetime) -> bool:
+    """Hold a draft whose usage rated past the amount limits for review; True if held."""
+    problem = amount_limit_problem(
+        ((line.description, line.rated) for line in planned),
+        total=invoice.subtotal,
+        currency=invoice.currency,
+    )
+    if problem:
+        invoice_hold_for_review(invoice=invoice, problem=problem, at=at)
+    return problem is not None
 
 
 @transaction.atomic
@@ -123,6 +171,7 @@ def subscription_create(
     first = items[0].price
     interval, count = first.recurring_interval, first.recurring_interval_count
     anchor = billing_cycle_anchor or at
+    check_time(anchor, param="billing_cycle_anchor")
     if anchor > at:
         raise BillingError(
             "billing_cycle_anchor is in the future: that would need a prorated first period, "
@@ -160,6 +209,7 @@ def subscription_create(
         )
         for item in items
     )
+    record_event("customer.subscription.created", subscription)
     invoice = _new_subscription_invoice(
         subscription, key="create", reason=Invoice.BillingReason.SUBSCRIPTION_CREATE, at=at
     )
@@ -170,6 +220,7 @@ def subscription_create(
     lines = InvoiceLineItem.objects.bulk_create(line_items(invoice, planned, at=at))
     set_totals(invoice, lines)
     invoice.save()
+    record_event("invoice.created", invoice)
     invoice_finalize(invoice=invoice, actor=actor, at=at)
     customer_event_record(
         customer=customer,
@@ -211,6 +262,7 @@ def subscription_close_period(*, subscription: Subscription, at: dt.datetime) ->
     )
     if subscription.status != Subscription.Status.ACTIVE or subscription.current_period_end > at:
         return None
+    before = snapshot(subscription)
     ended = Period(subscription.current_period_start, subscription.current_period_end)
     ending = subscription.cancel_at_period_end
     invoice = _new_subscription_invoice(
@@ -243,6 +295,9 @@ def subscription_close_period(*, subscription: Subscription, at: dt.datetime) ->
     invoice.finalize_after = ended.end + grace_period()
     set_totals(invoice, lines)
     invoice.save()
+    # Usage past the limits holds this draft for review; the subscription still moves on.
+    _hold_if_over_limit(invoice, planned, at)
+    record_event("invoice.created", invoice)
     if ending:
         subscription.status = Subscription.Status.CANCELED
         subscription.ended_at = ended.end
@@ -251,6 +306,11 @@ def subscription_close_period(*, subscription: Subscription, at: dt.datetime) ->
         subscription.current_period_start = following.start
         subscription.current_period_end = following.end
     subscription.save()
+    if ending:
+        record_event("customer.subscription.deleted", subscription)
+    else:
+        # A renewal: Stripe reports the new period as an update.
+        record_update("customer.subscription.updated", subscription, before)
     return invoice
 
 
@@ -267,7 +327,7 @@ def subscription_cancel_now(
     if subscription.status == Subscription.Status.CANCELED:
         raise BillingError(
             f"Subscription {subscription.public_id} is already canceled.",
-            code="subscription_canceled",
+            code=InvoicingErrorCode.SUBSCRIPTION_CANCELED,
         )
     at = subscription.customer.billing_now()
     note = f"{subscription.public_id}: usage so far not invoiced"
@@ -293,12 +353,18 @@ def subscription_cancel_now(
         invoice.period_start, invoice.period_end = partial.start, partial.end
         set_totals(invoice, lines)
         invoice.save()
-        invoice = invoice_finalize(invoice=invoice, actor=actor, at=at)
-        note = f"{subscription.public_id}: usage so far invoiced on {invoice.label}"
+        held = _hold_if_over_limit(invoice, planned, at)
+        record_event("invoice.created", invoice)
+        if held:
+            note = f"{subscription.public_id}: usage so far held for review on {invoice.label}"
+        else:
+            invoice = invoice_finalize(invoice=invoice, actor=actor, at=at)
+            note = f"{subscription.public_id}: usage so far invoiced on {invoice.label}"
     subscription.status = Subscription.Status.CANCELED
     subscription.canceled_at = at
     subscription.ended_at = at
     subscription.save()
+    record_event("customer.subscription.deleted", subscription)
     customer_event_record(
         customer=subscription.customer,
         subscription=subscription,
@@ -322,8 +388,9 @@ def subscription_update(
     if subscription.status == Subscription.Status.CANCELED:
         raise BillingError(
             f"Subscription {subscription.public_id} is canceled and can't be changed.",
-            code="subscription_canceled",
+            code=InvoicingErrorCode.SUBSCRIPTION_CANCELED,
         )
+    before = snapshot(subscription)
     if (
         cancel_at_period_end is not None
         and cancel_at_period_end != subscription.cancel_at_period_end
@@ -336,7 +403,8 @@ def subscription_update(
     if metadata is not None:
         subscription.metadata = metadata
     subscription.save()
-    for item, quantity in (quantities or {}).items():
+    quantities = quantities or {}
+    for item, quantity in quantities.items():
         if item.subscription_id != subscription.pk:
             raise BillingError(f"Item {item.public_id} belongs to another subscription.")
         if item.price.is_metered:
@@ -346,7 +414,17 @@ def subscription_update(
             )
         if quantity < 1:
             raise BillingError("quantity must be at least 1.", param="items")
+    if quantities:
+        changed = {item.pk: quantity for item, quantity in quantities.items()}
+        licensed = subscription.items.select_related("price").prefetch_related("price__tiers")
+        _check_fees(
+            ("items", item.price, changed.get(item.pk, item.quantity))
+            for item in licensed
+            if not item.price.is_metered
+        )
+    for item, quantity in quantities.items():
         # Takes effect from the next period's invoice: there is no proration.
         item.quantity = quantity
         item.save(update_fields=["quantity"])
+    record_update("customer.subscription.updated", subscription, before)
     return subscription

@@ -9,17 +9,25 @@ from django.db.models import Min
 
 from billing_site import clock
 from billing_site.errors import BillingError
+from billing_site.events.recording import record_event, snapshot
+from billing_site.limits import check_time
 from credits.models import CreditGrant
+from invoicing.errors import ErrorCode as InvoicingErrorCode
 from invoicing.models import Invoice, Subscription, TestClock
 from invoicing.services.billing_run import billing_run
+from invoicing.services.notices import invoice_notices_send, next_notice_due
 
 MAX_ADVANCE = dt.timedelta(days=2 * 366)
 
 
+@transaction.atomic
 def test_clock_create(*, frozen_time: dt.datetime, name: str = "") -> TestClock:
-    return TestClock.objects.create(
+    check_time(frozen_time, param="frozen_time")
+    test_clock = TestClock.objects.create(
         name=(name or "").strip()[:300], frozen_time=frozen_time, created_at=clock.now()
     )
+    record_event("test_helpers.test_clock.created", test_clock)
+    return test_clock
 
 
 @transaction.atomic
@@ -32,8 +40,9 @@ def test_clock_start_advance(*, test_clock: TestClock, frozen_time: dt.datetime)
     if test_clock.status == TestClock.Status.ADVANCING and not test_clock.advance_is_stale(now):
         raise BillingError(
             f"Test clock {test_clock.public_id} is already advancing; wait until it is ready.",
-            code="test_clock_advancing",
+            code=InvoicingErrorCode.TEST_CLOCK_ADVANCING,
         )
+    check_time(frozen_time, param="frozen_time")
     if frozen_time <= test_clock.frozen_time:
         raise BillingError(
             "A test clock only moves forward: frozen_time must be after the clock's current "
@@ -49,6 +58,7 @@ def test_clock_start_advance(*, test_clock: TestClock, frozen_time: dt.datetime)
     test_clock.status = TestClock.Status.ADVANCING
     test_clock.advance_started_at = now
     test_clock.save(update_fields=["status", "advance_started_at"])
+    record_event("test_helpers.test_clock.advancing", test_clock)
     return test_clock
 
 
@@ -65,9 +75,11 @@ def _next_due(test_clock: TestClock, target: dt.datetime) -> dt.datetime | None:
         expired_at__isnull=True,
         voided_at__isnull=True,
     ).aggregate(moment=Min("expires_at"))["moment"]
+    # Notices (invoice.upcoming, invoice.overdue) are steps too, so a long jump still sends them.
+    notice = next_notice_due(test_clock=test_clock, after=test_clock.frozen_time)
     due = [
         moment
-        for moment in (period_end, finalize, expiry)
+        for moment in (period_end, finalize, expiry, notice)
         if moment is not None and moment <= target
     ]
     return min(due) if due else None
@@ -82,16 +94,26 @@ def test_clock_advance(*, test_clock: TestClock, frozen_time: dt.datetime) -> Te
             summary = billing_run(at=moment, test_clock=test_clock)
             if summary.failures:
                 raise RuntimeError("; ".join(summary.failures))
+            invoice_notices_send(at=moment, test_clock=test_clock)
     except Exception:
-        TestClock.objects.filter(pk=test_clock.pk).update(status=TestClock.Status.INTERNAL_FAILURE)
+        with transaction.atomic():
+            TestClock.objects.filter(pk=test_clock.pk).update(
+                status=TestClock.Status.INTERNAL_FAILURE
+            )
+            record_event("test_helpers.test_clock.internal_failure", test_clock)
         raise
-    TestClock.objects.filter(pk=test_clock.pk).update(
-        frozen_time=frozen_time, status=TestClock.Status.READY
-    )
+    with transaction.atomic():
+        TestClock.objects.filter(pk=test_clock.pk).update(
+            frozen_time=frozen_time, status=TestClock.Status.READY
+        )
+        record_event("test_helpers.test_clock.ready", test_clock)
     test_clock.refresh_from_db()
     return test_clock
 
 
+@transaction.atomic
 def test_clock_delete(*, test_clock: TestClock) -> None:
+    before = snapshot(test_clock)
     test_clock.deleted_at = clock.now()
     test_clock.save(update_fields=["deleted_at"])
+    record_event("test_helpers.test_clock.deleted", data_object=before)

@@ -1,6 +1,7 @@
 """Usage reads and the configured event store: what code outside `metering` calls.
 
     from metering.store import usage, usage_many, usage_by_window
+    from metering.store import late_usage, event_counts_by_meter
 
 Writes go through the services that apply the rules first: `metering.ingest.meter_events_ingest`
 (validation, then `EventStore.ingest`) and `metering.cancellation.meter_event_cancel`.
@@ -23,8 +24,10 @@ from billing_site import clock
 from metering.models import Meter
 from metering.store.base import (
     AcceptedEvent,
+    BilledPeriod,
     EventStore,
     IngestResult,
+    LateUsageTotal,
     MeterCustomer,
     StoredEvent,
     UsageKey,
@@ -37,12 +40,16 @@ __all__ = [
     "EVENT_STORES",
     "IDENTIFIER_RETENTION",
     "AcceptedEvent",
+    "BilledPeriod",
     "EventStore",
     "IngestResult",
+    "LateUsageTotal",
     "StoredEvent",
+    "event_counts_by_meter",
     "event_store",
     "get_event_store",
     "hour_of",
+    "late_usage",
     "purge_expired_identifiers",
     "usage",
     "usage_by_window",
@@ -96,6 +103,19 @@ def usage_by_window(
     return event_store().usage_by_window(
         meter=meter, start=start, end=end, window=window, customer_id=customer_id
     )
+
+
+def late_usage(*, periods: Iterable[BilledPeriod]) -> dict[int, LateUsageTotal]:
+    """Usage that arrived after its period was billed: for each period, the uncancelled events
+    timestamped in it and received after `billed_at`, keyed by the period's key (only periods
+    that have some), in a fixed number of queries."""
+    return event_store().late_usage(periods=periods)
+
+
+def event_counts_by_meter(*, start: dt.datetime, end: dt.datetime) -> dict[int, int]:
+    """Uncancelled events per meter id in [start, end) (whole UTC hours), all customers
+    together; meters without events are left out."""
+    return event_store().event_counts_by_meter(start=start, end=end)
 
 
 def purge_expired_identifiers(*, now: dt.datetime | None = None) -> int:

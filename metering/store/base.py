@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, NamedTuple
 
 from metering.models import Meter
 from metering.validation import RejectedEvent, ValidEvent, duplicate_rejection
@@ -31,6 +31,27 @@ UsageKey = tuple[int, int]
 def hour_of(moment: dt.datetime) -> dt.datetime:
     """The start of the UTC hour holding `moment`."""
     return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+class BilledPeriod(NamedTuple):
+    """A period whose usage was billed at `billed_at`, for `late_usage`: events of the meter and
+    customer timestamped in [start, end) but received after `billed_at` were not billed. `key`
+    is the caller's (an invoice line id) and keys the answer."""
+
+    key: int
+    meter_id: int
+    customer_id: int
+    start: dt.datetime
+    end: dt.datetime
+    billed_at: dt.datetime
+
+
+class LateUsageTotal(NamedTuple):
+    """The events that arrived too late for a billed period: the sum of their values (whatever
+    the meter's formula) and how many there are."""
+
+    quantity: Decimal
+    events: int
 
 
 @dataclass(frozen=True)
@@ -164,6 +185,19 @@ class EventStore(ABC):
         With no customer, each window adds up every customer's usage (for `last`, each
         customer's last value in the window).
         """
+
+    @abstractmethod
+    def late_usage(self, *, periods: Iterable[BilledPeriod]) -> dict[int, LateUsageTotal]:
+        """For each billed period, its uncancelled events timestamped in [start, end) and
+        received after `billed_at`, keyed by the period's key; only periods that have some.
+        The number of queries doesn't grow with the periods (or grows by one per thousand or
+        so, where the database limits a statement's parameters)."""
+
+    @abstractmethod
+    def event_counts_by_meter(self, *, start: dt.datetime, end: dt.datetime) -> dict[int, int]:
+        """How many uncancelled events each meter has in [start, end) (both on whole UTC
+        hours), over all customers, keyed by meter id; meters without events are left out.
+        For rankings such as the admin dashboard's busiest meters."""
 
     @abstractmethod
     def purge_identifiers(self, *, received_before: dt.datetime) -> int:

@@ -10,11 +10,16 @@ its own, even in autocommit. Reads and cancellation are the shared relational on
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from billing_site.db import execute_prepared
-from metering.store.base import IngestResult
-from metering.store.relational import RelationalEventStore
+from metering.store.base import BilledPeriod, IngestResult, LateUsageTotal
+from metering.store.relational import (
+    BILLED_COLUMNS,
+    LATE_EVENTS_JOIN,
+    RelationalEventStore,
+    add_late_usage,
+)
 from metering.validation import ValidEvent
 
 # Arrays (unnest) keep the statement text constant, so the server plans it once per connection
@@ -70,6 +75,18 @@ SELECT meter_id, identifier, (SELECT count(*) FROM rolled_up) FROM inserted
 """
 
 
+# Late usage for any number of billed periods in one statement: they travel as arrays.
+_LATE_USAGE = f"""
+SELECT billed.period_key, sum(e.value), count(*)
+FROM unnest(
+    %b::bigint[], %b::bigint[], %b::bigint[], %b::timestamptz[], %b::timestamptz[],
+    %b::timestamptz[]
+) AS billed ({BILLED_COLUMNS})
+{LATE_EVENTS_JOIN}
+GROUP BY billed.period_key
+"""
+
+
 class PostgresEventStore(RelationalEventStore):
     name = "postgresql"
 
@@ -92,3 +109,10 @@ class PostgresEventStore(RelationalEventStore):
         )
         claimed = {(meter_id, identifier) for meter_id, identifier, _ in rows}
         return IngestResult.of_claims(events, claimed)
+
+    def late_usage(self, *, periods: Iterable[BilledPeriod]) -> dict[int, LateUsageTotal]:
+        columns = [list(column) for column in zip(*periods, strict=True)]
+        found: dict[int, LateUsageTotal] = {}
+        if columns:
+            add_late_usage(found, execute_prepared(_LATE_USAGE, columns))
+        return found

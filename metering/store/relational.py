@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, Sum, Window
@@ -20,7 +21,9 @@ from metering.models import Meter, MeterEvent, MeterEventIdentifier, MeterUsageR
 from metering.store.base import (
     DAY,
     HOUR,
+    BilledPeriod,
     EventStore,
+    LateUsageTotal,
     MeterCustomer,
     StoredEvent,
     UsageAggregate,
@@ -32,6 +35,16 @@ from metering.store.base import (
 # A raw event counts once; a rollup row carries its hour's count.
 _EVENT_COLUMNS = (None, "value", "value", "timestamp", "pk")
 _ROLLUP_COLUMNS = ("event_count", "value_sum", "last_value", "last_timestamp", "last_event_id")
+
+# Late usage: the events of each billed period (a relation `billed` of BilledPeriod rows) that
+# arrived after it was billed. The index (meter_id, customer_id, timestamp) finds them per period.
+LATE_EVENTS_JOIN = f"""
+JOIN {MeterEvent._meta.db_table} e ON e.meter_id = billed.meter_id
+    AND e.customer_id = billed.customer_id
+    AND e."timestamp" >= billed.period_start AND e."timestamp" < billed.period_end
+    AND e.received_at > billed.billed_at AND e.cancelled_at IS NULL
+"""
+BILLED_COLUMNS = "period_key, meter_id, customer_id, period_start, period_end, billed_at"
 
 
 class RelationalEventStore(EventStore):
@@ -102,6 +115,28 @@ class RelationalEventStore(EventStore):
             moment += step
         return series
 
+    def event_counts_by_meter(self, *, start: dt.datetime, end: dt.datetime) -> dict[int, int]:
+        if start != hour_of(start) or end != hour_of(end):
+            raise ValueError("Event counts by meter are read from hourly rollups: whole hours.")
+        rows = (
+            MeterUsageRollup.objects.filter(hour__gte=start, hour__lt=end)
+            .order_by()
+            .values("meter_id")
+            .annotate(events=Sum("event_count"))
+            .filter(events__gt=0)
+            .values_list("meter_id", "events")
+        )
+        return dict(rows)
+
+    def late_usage(self, *, periods: Iterable[BilledPeriod]) -> dict[int, LateUsageTotal]:
+        periods = list(periods)
+        found: dict[int, LateUsageTotal] = {}
+        # One statement for as many periods as the database takes parameters (SQLite: 999).
+        per_statement = (connection.features.max_query_params or 6000) // len(BilledPeriod._fields)
+        for first in range(0, len(periods), per_statement):
+            add_late_usage(found, _late_usage_rows(periods[first : first + per_statement]))
+        return found
+
     # --- cancellation -------------------------------------------------------------------------
 
     def find_event(self, *, meter: Meter, identifier: str) -> StoredEvent | None:
@@ -163,6 +198,43 @@ def rebuild_rollup(*, meter_id: int, customer_id: int, hour: dt.datetime) -> Non
     rollup.event_count = len(values)
     rollup.last_value, rollup.last_timestamp, rollup.last_event_id = last or (None, None, None)
     rollup.save()
+
+
+def _late_usage_rows(periods: list[BilledPeriod]) -> list[tuple]:
+    """(period key, value sum, event count) per period with late events. SQLite adds decimals
+    as floats, so there each event is a row (late events are few) and Python adds them up."""
+    adapt = connection.ops.adapt_datetimefield_value
+    params: list[Any] = []
+    for period in periods:
+        key, meter_id, customer_id, start, end, billed_at = period
+        params += [key, meter_id, customer_id, adapt(start), adapt(end), adapt(billed_at)]
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(periods))
+    if connection.vendor == "sqlite":
+        select, group = "billed.period_key, e.value, 1", ""
+    else:
+        select, group = "billed.period_key, SUM(e.value), COUNT(*)", "GROUP BY billed.period_key"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH billed ({BILLED_COLUMNS}) AS (VALUES {values}) "
+            f"SELECT {select} FROM billed {LATE_EVENTS_JOIN} {group}",
+            params,
+        )
+        return cursor.fetchall()
+
+
+def add_late_usage(found: dict[int, LateUsageTotal], rows: Iterable[tuple]) -> None:
+    """Add (period key, quantity, events) rows to the totals found so far."""
+    for key, quantity, events in rows:
+        quantity_before, events_before = found.get(key, (Decimal(0), 0))
+        found[key] = LateUsageTotal(
+            quantity_before + _exact_decimal(quantity), events_before + events
+        )
+
+
+def _exact_decimal(value: Decimal | int | float) -> Decimal:
+    """A value from a raw cursor. SQLite returns floats: every stored value has at most 15
+    significant digits, which the shortest repr of its float gives back exactly."""
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
 
 
 def _needs_last(meter: Meter) -> bool:

@@ -80,8 +80,11 @@ def test_an_unknown_parameter_with_a_nul_is_quoted_escaped(api):
     assert "\x00" not in error["message"]
 
 
-def test_an_idempotency_key_with_a_nul_is_refused(api):
-    response = api.post("/v1/customers", {"name": "Acme"}, idempotency_key="key\x00")
+@pytest.mark.parametrize("key", ["key\x00", "key\nSet-Cookie: x=1", "key\ud800"])
+def test_an_idempotency_key_that_cant_be_stored_or_echoed_is_refused_before_running(api, key):
+    # The key is echoed in a response header: a line break there was a 500 after the customer
+    # had already been created.
+    response = api.post("/v1/customers", {"name": "Acme"}, idempotency_key=key)
     _assert_refused(response, param="Idempotency-Key")
     assert not Customer.objects.exists()
 
@@ -116,9 +119,9 @@ def api_get_limit(client, secret, limit):
 
 def test_nan_and_infinity_are_not_json_numbers(client, api_secret):
     for literal in ("NaN", "Infinity", "-Infinity"):
-        body = '{"name": "Acme", "balance": ' + literal + "}"
+        body = '{"name": "Acme", "metadata": {"score": ' + literal + "}}"
         response = _post_raw(client, api_secret, "/v1/customers", body, "application/json")
-        _assert_refused(response, param="balance")
+        _assert_refused(response, param="metadata[score]")
     assert not Customer.objects.exists()
 
 
@@ -247,3 +250,27 @@ def test_json_error_bodies_are_json_even_for_odd_content_types(client, api_secre
     )
     assert response.status_code == 415
     assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.postgres
+def test_a_killed_database_connection_fails_one_request_as_json_and_the_next_reconnects(
+    client, transactional_db
+):
+    import psycopg
+    from django.db import connection
+
+    from billing_site.services import api_key_create
+
+    _, secret = api_key_create(name="reconnect")
+    assert client.get("/v1/customers", **_auth(secret)).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend_pid = cursor.fetchone()[0]
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    with psycopg.connect(**params, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
+    failed = client.get("/v1/customers", **_auth(secret))
+    assert failed.status_code in (500, 503)
+    assert failed.json()["error"]["type"] == "api_error"
+    assert client.get("/v1/customers", **_auth(secret)).status_code == 200

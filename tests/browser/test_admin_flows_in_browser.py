@@ -14,6 +14,27 @@ from metering.models import Meter
 from tests.factories import CustomerFactory
 
 
+def fill_price(
+    page, index, pricing_model, *, amount=None, billing_period=None, new_meter=None, tiers=()
+):
+    """Fill in price `index` of the create-product form as staff would, field by field:
+    `new_meter` is (display name, event name), `tiers` are (up to, unit amount) rows."""
+    prefix = f"prices-{index}"
+    page.select_option(f"select[name={prefix}-pricing_model]", pricing_model)
+    if amount is not None:
+        page.fill(f"input[name={prefix}-amount]", amount)
+    if billing_period is not None:
+        page.select_option(f"select[name={prefix}-billing_period]", billing_period)
+    if new_meter is not None:
+        display_name, event_name = new_meter
+        page.select_option(f"select[name={prefix}-meter]", "new")
+        page.fill(f"input[name={prefix}-new_meter_display_name]", display_name)
+        page.fill(f"input[name={prefix}-new_meter_event_name]", event_name)
+    for row, (up_to, unit_amount) in enumerate(tiers):
+        page.fill(f"input[name={prefix}-tiers-{row}-up_to]", up_to)
+        page.fill(f"input[name={prefix}-tiers-{row}-unit_amount]", unit_amount)
+
+
 def test_staff_create_the_hypernian_product_with_two_prices(staff_page, live_server, screenshot):
     page = staff_page
     page.goto(f"{live_server.url}/admin/catalog/product/add/")
@@ -23,20 +44,17 @@ def test_staff_create_the_hypernian_product_with_two_prices(staff_page, live_ser
         "textarea[name=description], input[name=description]", "AI API, 100,000 tokens included"
     )
 
-    page.select_option("select[name=prices-0-pricing_model]", "flat_rate")
-    page.fill("input[name=prices-0-amount]", "200.00")
-    page.select_option("select[name=prices-0-billing_period]", "month")
+    fill_price(page, 0, "flat_rate", amount="200.00", billing_period="month")
 
     page.click("#add-price")
     expect(page.locator("select[name=prices-1-pricing_model]")).to_be_visible()
-    page.select_option("select[name=prices-1-pricing_model]", "graduated")
-    page.select_option("select[name=prices-1-meter]", "new")
-    page.fill("input[name=prices-1-new_meter_display_name]", "Hypernian API tokens")
-    page.fill("input[name=prices-1-new_meter_event_name]", "hypernian_api_tokens")
-    page.fill("input[name=prices-1-tiers-0-up_to]", "100000")
-    page.fill("input[name=prices-1-tiers-0-unit_amount]", "0.00")
-    page.fill("input[name=prices-1-tiers-1-up_to]", "inf")
-    page.fill("input[name=prices-1-tiers-1-unit_amount]", "0.001")
+    fill_price(
+        page,
+        1,
+        "graduated",
+        new_meter=("Hypernian API tokens", "hypernian_api_tokens"),
+        tiers=[("100000", "0.00"), ("inf", "0.001")],
+    )
     screenshot("admin-create-product-form")
 
     page.locator("input[name=_preview]").click()
@@ -66,14 +84,9 @@ def test_staff_see_an_invalid_tier_next_to_the_tier(staff_page, live_server, scr
     page = staff_page
     page.goto(f"{live_server.url}/admin/catalog/product/add/")
     page.fill("input[name=name]", "Broken")
-    page.select_option("select[name=prices-0-pricing_model]", "volume")
-    page.select_option("select[name=prices-0-meter]", "new")
-    page.fill("input[name=prices-0-new_meter_display_name]", "Tokens")
-    page.fill("input[name=prices-0-new_meter_event_name]", "tokens")
-    page.fill("input[name=prices-0-tiers-0-up_to]", "500")
-    page.fill("input[name=prices-0-tiers-0-unit_amount]", "1.00")
-    page.fill("input[name=prices-0-tiers-1-up_to]", "100")
-    page.fill("input[name=prices-0-tiers-1-unit_amount]", "0.50")
+    fill_price(
+        page, 0, "volume", new_meter=("Tokens", "tokens"), tiers=[("500", "1.00"), ("100", "0.50")]
+    )
     page.locator("input[name=_preview]").click()
     expect(page.get_by_text(re.compile("Tier 2"))).to_be_visible()
     screenshot("admin-create-product-tier-error")

@@ -111,6 +111,30 @@ def test_product_edit_goes_through_product_update(admin_client, catalog):
     assert product.updated_at > product.created_at  # set by the service, not the admin
 
 
+@pytest.mark.django_db
+def test_archiving_products_asks_for_confirmation_first(admin_client, catalog):
+    url = reverse("admin:catalog_product_changelist")
+    action = {"action": "archive_products", "_selected_action": [catalog.hypernian.pk]}
+
+    confirmation = admin_client.post(url, action)
+
+    assert confirmation.status_code == 200
+    page = text(confirmation)
+    assert "Archive products: are you sure?" in page
+    assert f"Hypernian ({catalog.hypernian.public_id})" in page and "2 prices" in page
+    assert "Its prices are not archived" in page
+    assert 'value="Yes, archive 1 product"' in page
+    catalog.hypernian.refresh_from_db()
+    assert catalog.hypernian.active
+
+    done = admin_client.post(url, {**action, "post": "yes"})
+
+    assert done.status_code == 302
+    catalog.hypernian.refresh_from_db()
+    assert not catalog.hypernian.active
+    assert LogEntry.objects.get(object_id=str(catalog.hypernian.pk)).change_message == "Archived."
+
+
 # --- prices ------------------------------------------------------------------------------------
 
 
@@ -281,7 +305,13 @@ def test_archive_and_unarchive_actions(admin_client, catalog):
     url = reverse("admin:catalog_price_changelist")
     selected = [catalog.hypernian_flat.pk, catalog.alpaca_tokens.pk]
 
-    response = admin_client.post(url, {"action": "archive_prices", "_selected_action": selected})
+    action = {"action": "archive_prices", "_selected_action": selected}
+    confirmation = admin_client.post(url, action)  # a confirmation page first: nothing changes
+
+    assert confirmation.status_code == 200
+    assert "can't be used for new subscriptions" in text(confirmation)
+    assert not Price.objects.filter(active=False).exists()
+    response = admin_client.post(url, {**action, "post": "yes"})
 
     assert response.status_code == 302
     assert set(Price.objects.filter(active=False)) == {

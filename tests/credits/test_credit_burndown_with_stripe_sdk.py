@@ -7,19 +7,13 @@ usage amount exactly, and voiding that invoice restores it.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
-import stripe
 
 from credits.models import CreditBalanceTransaction
-from invoicing.demo import seed_catalog
+from tests.api_client import sdk_client
+from tests.helpers import seed_demo_prices, ts
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def ts(*args) -> int:
-    return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp())
 
 
 @pytest.fixture
@@ -27,11 +21,7 @@ def client(live_server):
     from billing_site.services import api_key_create
 
     _, secret = api_key_create(name="burndown")
-    return stripe.StripeClient(
-        secret,
-        base_addresses={"api": live_server.url, "meter_events": live_server.url},
-        max_network_retries=0,
-    )
+    return sdk_client(live_server, secret)
 
 
 def _balance(client, customer) -> tuple[int, int]:
@@ -54,10 +44,7 @@ def _advance(client, clock_id, frozen_time):
 
 
 def test_enterprise_prepayment_burns_down_and_voiding_restores_it(client, db):
-    seed_catalog()
-    from catalog.models import Price
-
-    prices = {price.lookup_key: price.public_id for price in Price.objects.all()}
+    prices = seed_demo_prices()
     test_clock = client.v1.test_helpers.test_clocks.create({"frozen_time": ts(2026, 1, 1)})
     customer = client.v1.customers.create({"name": "Enterprise", "test_clock": test_clock.id})
 

@@ -5,7 +5,6 @@ after usage was billed, the grant list and the read-only ledger, and the viewer 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import re
 from decimal import Decimal
 
@@ -18,12 +17,11 @@ from billing_site import clock
 from billing_site.errors import BillingError
 from credits.admin_forms import suggested_expiry
 from credits.models import CreditBalanceTransaction, CreditGrant
-from credits.services import credit_grant_create
+from credits.presenters import STAFF_STATUS_LABELS
 from invoicing import services
-from invoicing.models import Invoice, Subscription
-from invoicing.services import ItemInput, billing_run
-from metering.ingest import meter_event_create
-from tests.admin_pages import JAN_15, get, post, text
+from invoicing.models import Invoice
+from invoicing.services import billing_run
+from tests.admin_pages import get, post, section, text
 from tests.factories import (
     CustomerFactory,
     MeterFactory,
@@ -31,12 +29,11 @@ from tests.factories import (
     hypernian_usage_price,
     licensed_price,
 )
+from tests.helpers import FEB_1, JAN_1, JAN_15, grant_credits, send_usage, subscribe
 
 pytestmark = pytest.mark.django_db
 
-JAN_1 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 JAN_10 = dt.datetime(2026, 1, 10, tzinfo=dt.UTC)
-FEB_1 = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 NEXT_JAN_1 = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
 NEXT_JAN_15 = dt.datetime(2027, 1, 15, tzinfo=dt.UTC)
 
@@ -48,14 +45,6 @@ T = CreditBalanceTransaction
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def section(response, element_id: str) -> str:
-    """The text of one section of a page (by its id)."""
-    body = response.content.decode()
-    match = re.search(rf'<(\w+)[^>]* id="{element_id}".*?</\1>', body, re.S)
-    assert match, f"no #{element_id} on the page"
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", match.group(0))).split())
 
 
 def object_tools(response) -> str:
@@ -92,34 +81,6 @@ def counts() -> tuple[int, int]:
     return CreditGrant.objects.count(), T.objects.count()
 
 
-def subscribe(customer, *prices, at=JAN_1) -> Subscription:
-    with clock.frozen_at(at):
-        return services.subscription_create(
-            customer=customer, items=[ItemInput(price=price) for price in prices], actor="tests"
-        )
-
-
-def grant(customer, amount=12000000, *, at=JAN_1, **kwargs) -> CreditGrant:
-    return credit_grant_create(
-        customer=customer,
-        amount=amount,
-        currency="usd",
-        category=kwargs.pop("category", "paid"),
-        name=kwargs.pop("name", "Purchased Credits"),
-        now=at,
-        **kwargs,
-    )
-
-
-def send_usage(price, customer, value, *, timestamp, received):
-    with clock.frozen_at(received):
-        meter_event_create(
-            event_name=price.meter.event_name,
-            payload={"stripe_customer_id": customer.public_id, "value": str(value)},
-            timestamp=timestamp,
-        )
-
-
 def prepayment_invoice(customer, *, paid: bool) -> Invoice:
     """The credit burndown's first step: a one-off 100,000.00 USD invoice, finalized."""
     with clock.frozen_at(JAN_15):
@@ -139,7 +100,7 @@ def burned_down_grant():
     customer = CustomerFactory(name="Northwind")
     tokens = hypernian_usage_price()
     subscribe(customer, tokens)
-    credits = grant(customer, expires_at=NEXT_JAN_1)
+    credits = grant_credits(customer, expires_at=NEXT_JAN_1)
     send_usage(tokens, customer, 150000, timestamp=JAN_10, received=JAN_15)
     with clock.frozen_at(FEB_1 + dt.timedelta(hours=2)):
         billing_run(at=FEB_1 + dt.timedelta(hours=2))
@@ -403,7 +364,7 @@ def test_grant_credits_is_refused_for_an_unpaid_invoice(client, operator):
     assert counts() == (0, 0)
     # The service refuses it too, whoever calls it.
     with pytest.raises(BillingError) as refusal:
-        grant(customer, source_invoice=invoice, at=JAN_15)
+        grant_credits(customer, source_invoice=invoice, at=JAN_15)
     assert refusal.value.param == "source_invoice"
     assert counts() == (0, 0)
 
@@ -454,7 +415,7 @@ def test_expire_now_confirms_then_debits_what_remains(client, operator):
 
 def test_void_confirms_and_voiding_again_or_expiring_a_voided_grant_is_refused(client, operator):
     customer = CustomerFactory()
-    credits = grant(customer, 5000)
+    credits = grant_credits(customer, 5000)
     void_url = f"{GRANTS}{credits.pk}/void/confirm/"
     expire_url = f"{GRANTS}{credits.pk}/expire/confirm/"
 
@@ -495,7 +456,7 @@ def test_void_warns_when_a_draft_in_its_grace_period_expected_the_credits(client
     customer = CustomerFactory()
     tokens = hypernian_usage_price()
     subscription = subscribe(customer, tokens)
-    credits = grant(customer, expires_at=NEXT_JAN_1)
+    credits = grant_credits(customer, expires_at=NEXT_JAN_1)
     send_usage(tokens, customer, 150000, timestamp=JAN_10, received=JAN_15)
     draft = services.subscription_close_period(subscription=subscription, at=FEB_1)
     assert draft.status == "draft"  # finalizes after the grace period
@@ -542,9 +503,9 @@ def test_grant_list_shows_remaining_and_status_with_one_query_for_the_page(clien
 
     with CaptureQueriesContext(connection) as one_grant:
         get(client, GRANTS, at=at)
-    scheduled = grant(customer, 1000, at=at, effective_at=at + dt.timedelta(days=7))
-    lapsed = grant(customer, 2000, at=JAN_1, expires_at=JAN_15)
-    voided = grant(customer, 3000, at=JAN_1)
+    scheduled = grant_credits(customer, 1000, at=at, effective_at=at + dt.timedelta(days=7))
+    lapsed = grant_credits(customer, 2000, at=JAN_1, expires_at=JAN_15)
+    voided = grant_credits(customer, 3000, at=JAN_1)
     with clock.frozen_at(JAN_15):
         from credits.services import credit_grant_void
 
@@ -569,9 +530,20 @@ def test_grant_list_shows_remaining_and_status_with_one_query_for_the_page(clien
     assert "Scheduled" in text(listing) and "Voided" in text(listing)
 
 
+def test_the_grant_list_words_statuses_as_staff_read_them(client, operator, monkeypatch):
+    """The status column and the status filter use the staff wording (one home for it), not
+    the model's codes."""
+    burned_down_grant()
+    monkeypatch.setitem(STAFF_STATUS_LABELS, CreditGrant.STATUS_ACTIVE, "Active (spendable)")
+
+    listing = get(client, GRANTS, at=FEB_1 + dt.timedelta(days=1))
+
+    assert text(listing).count("Active (spendable)") == 2  # the row and the filter
+
+
 def test_the_ledger_is_listed_read_only(client, operator):
     customer = CustomerFactory()
-    credits = grant(customer, 5000)
+    credits = grant_credits(customer, 5000)
     with clock.frozen_at(JAN_15):
         from credits.services import credit_grant_void
 
@@ -597,7 +569,7 @@ def test_the_ledger_is_listed_read_only(client, operator):
 
 def test_a_viewer_reads_credit_pages_but_gets_403_on_every_write(client, viewer):
     customer = CustomerFactory()
-    credits = grant(customer, 5000)
+    credits = grant_credits(customer, 5000)
     invoice = prepayment_invoice(customer, paid=True)
     before = counts()
 

@@ -16,10 +16,10 @@ from django.test.utils import CaptureQueriesContext
 from billing_site import clock
 from credits.services import credit_grant_create
 from invoicing import services
-from invoicing.models import BillingRunFailure, Invoice
+from invoicing.models import BillingRunFailure
 from invoicing.selectors import late_usage, late_usage_lines
 from invoicing.services import ItemInput
-from metering.ingest import meter_event_create
+from tests.admin_pages import element, text_of
 from tests.factories import (
     CustomerFactory,
     MeterFactory,
@@ -27,12 +27,11 @@ from tests.factories import (
     hypernian_usage_price,
     licensed_price,
 )
+from tests.helpers import FEB_1, JAN_1, grant_credits, manual_invoice, send_usage
 
 pytestmark = pytest.mark.django_db
 
 DEC_1 = dt.datetime(2025, 12, 1, tzinfo=dt.UTC)
-JAN_1 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-FEB_1 = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 NOW = FEB_1 + dt.timedelta(minutes=37)  # the January draft finalizes at FEB_1 + 1 h (grace)
 NOW_ISO = "2026-02-01T00:37:00+00:00"
 
@@ -47,21 +46,9 @@ def get(client, url, *, at=NOW):
         return client.get(url)
 
 
-def text_of(fragment: str) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
-
-
-def section(response, element_id: str) -> str:
-    """The markup of one element of the page, by id."""
-    body = response.content.decode()
-    match = re.search(rf'<(\w+)[^>]* id="{element_id}".*?</\1>', body, re.S)
-    assert match, f"no #{element_id} on the page"
-    return match.group(0)
-
-
 def count_link(response, card: str) -> tuple[str, str]:
     """(the number, its href) of a "needs attention" card."""
-    match = re.search(r'<div class="count"><a href="([^"]+)">([^<]+)</a>', section(response, card))
+    match = re.search(r'<div class="count"><a href="([^"]+)">([^<]+)</a>', element(response, card))
     assert match, f"no linked count in #{card}"
     return match.group(2), html.unescape(match.group(1))
 
@@ -79,24 +66,6 @@ def listed(client, url) -> list:
     assert response.status_code == 200, url
     assert "e=1" not in response.get("Location", ""), f"the admin refused the lookup in {url}"
     return list(response.context["cl"].result_list)
-
-
-def send_usage(price, customer, value, *, timestamp, received=None):
-    with clock.frozen_at(received or timestamp):
-        meter_event_create(
-            event_name=price.meter.event_name,
-            payload={"stripe_customer_id": customer.public_id, "value": str(value)},
-            timestamp=timestamp,
-        )
-
-
-def manual_invoice(customer, amount, *, at, days_until_due=30) -> Invoice:
-    with clock.frozen_at(at):
-        invoice = services.invoice_create(
-            customer=customer, currency="usd", days_until_due=days_until_due
-        )
-        services.invoice_item_create(invoice=invoice, description="Setup", amount=amount)
-        return services.invoice_finalize(invoice=invoice, actor="tests")
 
 
 @pytest.fixture
@@ -153,23 +122,16 @@ def billing(db):
     draft = subscription.invoices.get(status="draft")
     send_usage(tokens, northwind, 250, timestamp=FEB_1 + dt.timedelta(minutes=10))
 
-    expiring = credit_grant_create(
-        customer=northwind,
+    expiring = grant_credits(
+        northwind,
+        3000,
+        at=NOW,
         name="Welcome credits",
-        amount=3000,
-        currency="usd",
         category="promotional",
         expires_at=NOW + dt.timedelta(days=10),
-        now=NOW,
     )
-    later = credit_grant_create(
-        customer=northwind,
-        name="Annual credits",
-        amount=9000,
-        currency="usd",
-        category="paid",
-        expires_at=NOW + dt.timedelta(days=60),
-        now=NOW,
+    later = grant_credits(
+        northwind, 9000, at=NOW, name="Annual credits", expires_at=NOW + dt.timedelta(days=60)
     )
     failure = BillingRunFailure.objects.create(
         subscription=subscription, step="close period", error="KeyError: 'x'", created_at=FEB_1
@@ -203,7 +165,7 @@ def test_drafts_card_counts_drafts_and_says_when_each_finalizes(admin_client, bi
 
     assert response.status_code == 200
     assert count_link(response, "card-drafts") == ("1", f"{INVOICES}?status__exact=draft")
-    card = section(response, "card-drafts")
+    card = element(response, "card-drafts")
     assert "Northwind · 20.00 USD — finalizes in 23 min" in text_of(card)
     assert f"{INVOICES}{billing['draft'].pk}/change/" in hrefs(card)
     assert listed(admin_client, f"{INVOICES}?status__exact=draft") == [billing["draft"]]
@@ -215,15 +177,15 @@ def test_open_and_overdue_cards_show_counts_and_amounts_with_their_lists(admin_c
     number, url = count_link(response, "card-open")
     assert (number, url) == ("3", f"{INVOICES}?status__exact=open")
     # 70.00 (December's period) + 50.00 (Contoso) + 42.00 (Fabrikam, due Feb 24)
-    assert "162.00 USD" in text_of(section(response, "card-open"))
+    assert "162.00 USD" in text_of(element(response, "card-open"))
     assert f"{INVOICES}?status__exact=open&currency__exact=USD" in hrefs(
-        section(response, "card-open")
+        element(response, "card-open")
     )
 
     number, url = count_link(response, "card-overdue")
     assert number == "2"
     assert query(url) == {"status__exact": ["open"], "due_date__lt": [NOW_ISO]}
-    assert "120.00 USD" in text_of(section(response, "card-overdue"))
+    assert "120.00 USD" in text_of(element(response, "card-overdue"))
     # The link lists exactly the counted invoices: the admin accepts the due_date lookup.
     assert set(listed(admin_client, url)) == {billing["december"], billing["overdue"]}
 
@@ -244,7 +206,7 @@ def test_late_usage_grants_and_failures_cards_link_to_their_filtered_lists(admin
         "voided_at__isnull": ["True"],
     }
     assert listed(admin_client, url) == [billing["expiring"]]
-    card = text_of(section(response, "card-expiring-grants"))
+    card = text_of(element(response, "card-expiring-grants"))
     assert "Welcome credits · Northwind · 30.00 USD left — expires in 10 days" in card
     assert "Annual credits" not in card
 
@@ -259,7 +221,7 @@ def test_late_usage_grants_and_failures_cards_link_to_their_filtered_lists(admin
 def test_revenue_by_month_is_a_chart_with_linked_monthly_totals(admin_client, billing):
     response = get(admin_client, "/admin/")
 
-    revenue = section(response, "revenue-USD")
+    revenue = element(response, "revenue-USD")
     assert "<svg" in revenue and "Invoiced revenue per month, USD" in revenue
     words = text_of(revenue)
     assert "this month 0.00 USD" in words  # January's draft isn't finalized yet
@@ -289,13 +251,13 @@ def test_usage_trend_per_meter_charts_the_last_14_days_and_links_to_the_meter(
 
     response = get(admin_client, "/admin/")
 
-    trend = section(response, f"usage-{meter.pk}")
+    trend = element(response, f"usage-{meter.pk}")
     assert "<svg" in trend
     assert "Today: 250 · 14 days: 18,250" in text_of(trend)
     assert f"/admin/metering/meter/{meter.pk}/change/?window=day" in hrefs(trend)
     assert "19 Jan" in trend  # 14 UTC days, today (Feb 1) included
     assert "18 Jan" not in trend
-    assert "Quiet meter" in text_of(section(response, "usage-trends"))
+    assert "Quiet meter" in text_of(element(response, "usage-trends"))
 
 
 # --- Zero states, permissions and cost ---------------------------------------------------------

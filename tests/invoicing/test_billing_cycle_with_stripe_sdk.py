@@ -6,21 +6,15 @@ invoice with both lines and their service periods.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
-import stripe
 
-from invoicing.demo import seed_catalog
 from invoicing.models import Invoice, InvoiceEvent
 from invoicing.selectors import late_usage
 from metering.models import MeterEvent
+from tests.api_client import sdk_client
+from tests.helpers import seed_demo_prices, ts
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def ts(*args) -> int:
-    return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp())
 
 
 @pytest.fixture
@@ -28,19 +22,12 @@ def client(live_server):
     from billing_site.services import api_key_create
 
     _, secret = api_key_create(name="billing cycle")
-    return stripe.StripeClient(
-        secret,
-        base_addresses={"api": live_server.url, "meter_events": live_server.url},
-        max_network_retries=0,
-    )
+    return sdk_client(live_server, secret)
 
 
 @pytest.fixture
 def catalog(db):
-    seed_catalog()
-    from catalog.models import Price
-
-    return {price.lookup_key: price.public_id for price in Price.objects.all()}
+    return seed_demo_prices()
 
 
 def _usage(client, event_name, customer, value, timestamp, identifier):

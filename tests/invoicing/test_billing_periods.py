@@ -18,10 +18,7 @@ from invoicing.periods import (
     period_containing,
     validate_interval,
 )
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+from tests.helpers import utc
 
 
 def boundaries(anchor: datetime, interval: str, count: int, indexes: range) -> list[datetime]:

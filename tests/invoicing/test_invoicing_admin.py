@@ -5,7 +5,6 @@ advance a test clock, and the viewer role's limits."""
 from __future__ import annotations
 
 import datetime as dt
-import html
 import re
 from decimal import Decimal
 
@@ -24,9 +23,7 @@ from invoicing.models import (
     Subscription,
 )
 from invoicing.models import TestClock as SimulationClock  # "Test…" would be collected
-from invoicing.services import ItemInput
-from metering.ingest import meter_event_create
-from tests.admin_pages import JAN_15, get, post, text
+from tests.admin_pages import get, post, section, text
 from tests.factories import (
     CustomerFactory,
     MeterFactory,
@@ -34,11 +31,9 @@ from tests.factories import (
     hypernian_usage_price,
     licensed_price,
 )
+from tests.helpers import FEB_1, JAN_1, JAN_15, manual_invoice, send_usage, subscribe
 
 pytestmark = pytest.mark.django_db
-
-JAN_1 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-FEB_1 = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 
 SUBSCRIPTIONS = "/admin/invoicing/subscription/"
 INVOICES = "/admin/invoicing/invoice/"
@@ -53,46 +48,12 @@ def messages_of(response) -> list[str]:
     return [str(message) for message in response.context["messages"]]
 
 
-def section(response, element_id: str) -> str:
-    """The text of one section of a page (by its id)."""
-    body = response.content.decode()
-    match = re.search(rf'<(\w+)[^>]* id="{element_id}".*?</\1>', body, re.S)
-    assert match, f"no #{element_id} on the page"
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", match.group(0))).split())
-
-
 def carried(response) -> dict[str, list[str]]:
     """The hidden fields a preview page posts back on confirm."""
     data: dict[str, list[str]] = {}
     for name, value in response.context["carried"]:
         data.setdefault(name, []).append(value)
     return data
-
-
-def send_usage(price, customer, value, *, timestamp, received, identifier=None):
-    with clock.frozen_at(received):
-        return meter_event_create(
-            event_name=price.meter.event_name,
-            payload={"stripe_customer_id": customer.public_id, "value": str(value)},
-            identifier=identifier,
-            timestamp=timestamp,
-        )
-
-
-def subscribe(customer, *items, at=JAN_1) -> Subscription:
-    with clock.frozen_at(at):
-        return services.subscription_create(
-            customer=customer, items=[ItemInput(price=price) for price in items], actor="tests"
-        )
-
-
-def manual_invoice(customer, amount=5000, *, finalize=False) -> Invoice:
-    with clock.frozen_at(JAN_15):
-        invoice = services.invoice_create(customer=customer, currency="usd")
-        services.invoice_item_create(invoice=invoice, description="Setup", amount=amount)
-        if finalize:
-            invoice = services.invoice_finalize(invoice=invoice, actor="tests")
-    return Invoice.objects.get(pk=invoice.pk)
 
 
 def run_action(client, action: str, invoices, *, confirm: bool):
@@ -320,7 +281,7 @@ def test_customer_add_form_attaches_a_test_clock(client, operator):
 
 
 def test_finalize_goes_through_a_confirmation_page_and_is_logged(client, operator):
-    invoice = manual_invoice(CustomerFactory(name="Acme"))
+    invoice = manual_invoice(CustomerFactory(name="Acme"), finalize=False)
 
     confirmation = run_action(client, "finalize_invoices", [invoice], confirm=False)
     assert confirmation.status_code == 200
@@ -345,7 +306,7 @@ def test_finalize_goes_through_a_confirmation_page_and_is_logged(client, operato
     [("mark_paid", "paid"), ("void_invoices", "void"), ("mark_uncollectible", "uncollectible")],
 )
 def test_status_actions_change_an_open_invoice_after_confirmation(client, operator, action, status):
-    invoice = manual_invoice(CustomerFactory(), finalize=True)
+    invoice = manual_invoice(CustomerFactory())
 
     confirmation = run_action(client, action, [invoice], confirm=False)
     assert confirmation.status_code == 200
@@ -363,7 +324,7 @@ def test_status_actions_change_an_open_invoice_after_confirmation(client, operat
 
 
 def test_paying_a_void_invoice_is_refused_with_the_reason_and_changes_nothing(client, operator):
-    invoice = manual_invoice(CustomerFactory(), finalize=True)
+    invoice = manual_invoice(CustomerFactory())
     with clock.frozen_at(JAN_15):
         services.invoice_void(invoice=invoice, actor="tests")
     events_before = InvoiceEvent.objects.count()
@@ -385,7 +346,7 @@ def test_paying_a_void_invoice_is_refused_with_the_reason_and_changes_nothing(cl
 
 
 def test_an_invoice_page_links_to_its_legal_status_changes(client, operator):
-    invoice = manual_invoice(CustomerFactory(), finalize=True)
+    invoice = manual_invoice(CustomerFactory())
     page = get(client, f"{INVOICES}{invoice.pk}/change/")
     tools = re.search(r'<ul class="object-tools">.*?</ul>', page.content.decode(), re.S).group(0)
     assert "Mark paid" in tools and "Void" in tools and "Finalize" not in tools
@@ -553,8 +514,8 @@ def test_create_invoice_refuses_an_unknown_currency_on_the_first_step(client, op
 
 
 def test_a_manual_draft_can_be_deleted_but_a_finalized_invoice_cannot(admin_client):
-    draft = manual_invoice(CustomerFactory())
-    final = manual_invoice(CustomerFactory(), finalize=True)
+    draft = manual_invoice(CustomerFactory(), finalize=False)
+    final = manual_invoice(CustomerFactory())
 
     assert get(admin_client, f"{INVOICES}{final.pk}/delete/").status_code == 403
     response = post(admin_client, f"{INVOICES}{draft.pk}/delete/", {"post": "yes"})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -26,16 +25,9 @@ from tests.factories import (
     hypernian_usage_price,
     licensed_price,
 )
+from tests.helpers import ts, utc
 
 pytestmark = pytest.mark.django_db
-
-
-def ts(*args) -> int:
-    return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp())
-
-
-def at(*args) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.UTC)
 
 
 def _ok(response):
@@ -43,14 +35,20 @@ def _ok(response):
     return response.json()
 
 
+def _open_invoice(api, customer) -> dict:
+    """A one-off invoice of 5.00 USD, created, given its item and finalized through the API."""
+    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
+    api.post(
+        "/v1/invoiceitems",
+        {"customer": customer.public_id, "invoice": invoice["id"], "amount": 500},
+    )
+    api.post(f"/v1/invoices/{invoice['id']}/finalize")
+    return invoice
+
+
 def _error(response, status=400):
     assert response.status_code == status, response.json()
     return response.json()["error"]
-
-
-@pytest.fixture
-def customer(db):
-    return CustomerFactory()
 
 
 def test_one_off_prepayment_invoice_through_finalize_and_pay(api, customer):
@@ -117,12 +115,7 @@ def test_invoice_lines_endpoint_lists_lines_in_invoice_order(api, customer):
 def test_illegal_transitions_are_refused_and_change_nothing(
     api, customer, final_status, action, message
 ):
-    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
-    api.post(
-        "/v1/invoiceitems",
-        {"customer": customer.public_id, "invoice": invoice["id"], "amount": 500},
-    )
-    api.post(f"/v1/invoices/{invoice['id']}/finalize")
+    invoice = _open_invoice(api, customer)
     if final_status == "void":
         api.post(f"/v1/invoices/{invoice['id']}/void")
     elif final_status == "paid":
@@ -135,12 +128,7 @@ def test_illegal_transitions_are_refused_and_change_nothing(
 
 
 def test_uncollectible_can_still_be_paid_or_voided(api, customer):
-    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
-    api.post(
-        "/v1/invoiceitems",
-        {"customer": customer.public_id, "invoice": invoice["id"], "amount": 500},
-    )
-    api.post(f"/v1/invoices/{invoice['id']}/finalize")
+    invoice = _open_invoice(api, customer)
     assert (
         _ok(api.post(f"/v1/invoices/{invoice['id']}/mark_uncollectible"))["status"]
         == "uncollectible"
@@ -152,12 +140,7 @@ def test_uncollectible_can_still_be_paid_or_voided(api, customer):
 
 
 def test_finalized_invoices_cannot_be_edited_or_get_items(api, customer):
-    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
-    api.post(
-        "/v1/invoiceitems",
-        {"customer": customer.public_id, "invoice": invoice["id"], "amount": 500},
-    )
-    api.post(f"/v1/invoices/{invoice['id']}/finalize")
+    invoice = _open_invoice(api, customer)
     error = _error(api.post(f"/v1/invoices/{invoice['id']}", {"description": "changed"}))
     assert "only draft invoices can be edited" in error["message"]
     error = _error(
@@ -360,14 +343,14 @@ def test_mid_period_price_changes_are_refused_clearly(api, customer):
 
 
 def test_month_end_anchor_bills_on_the_last_day_of_short_months(api):
-    test_clock = TestClock.objects.create(frozen_time=at(2026, 1, 31, 12), created_at=clock.now())
+    test_clock = TestClock.objects.create(frozen_time=utc(2026, 1, 31, 12), created_at=clock.now())
     customer = CustomerFactory(test_clock=test_clock)
     subscription = _ok(_subscribe(api, customer, licensed_price(unit_amount=1000)))
     assert (subscription["current_period_start"], subscription["current_period_end"]) == (
         ts(2026, 1, 31, 12),
         ts(2026, 2, 28, 12),
     )
-    advance_clock(test_clock=test_clock, frozen_time=at(2026, 5, 1))
+    advance_clock(test_clock=test_clock, frozen_time=utc(2026, 5, 1))
     periods = sorted(
         (line.period_start, line.period_end)
         for line in InvoiceLineItem.objects.filter(
@@ -375,17 +358,17 @@ def test_month_end_anchor_bills_on_the_last_day_of_short_months(api):
         )
     )
     assert periods == [
-        (at(2026, 1, 31, 12), at(2026, 2, 28, 12)),
-        (at(2026, 2, 28, 12), at(2026, 3, 31, 12)),
-        (at(2026, 3, 31, 12), at(2026, 4, 30, 12)),
-        (at(2026, 4, 30, 12), at(2026, 5, 31, 12)),
+        (utc(2026, 1, 31, 12), utc(2026, 2, 28, 12)),
+        (utc(2026, 2, 28, 12), utc(2026, 3, 31, 12)),
+        (utc(2026, 3, 31, 12), utc(2026, 4, 30, 12)),
+        (utc(2026, 4, 30, 12), utc(2026, 5, 31, 12)),
     ]
     numbers = list(Invoice.objects.order_by("finalized_at").values_list("number", flat=True))
     assert numbers == ["INV-0001", "INV-0002", "INV-0003", "INV-0004"]
 
 
 def test_cancel_at_period_end_bills_final_usage_and_no_more_fees(api):
-    test_clock = TestClock.objects.create(frozen_time=at(2026, 6, 1), created_at=clock.now())
+    test_clock = TestClock.objects.create(frozen_time=utc(2026, 6, 1), created_at=clock.now())
     customer = CustomerFactory(test_clock=test_clock)
     meter = MeterFactory(event_name="hypernian_api_tokens")
     product = ProductFactory(name="Hypernian")
@@ -401,22 +384,22 @@ def test_cancel_at_period_end_bills_final_usage_and_no_more_fees(api):
         api.post(f"/v1/subscriptions/{subscription['id']}", {"cancel_at_period_end": True})
     )
     assert updated["cancel_at"] == ts(2026, 7, 1)
-    advance_clock(test_clock=test_clock, frozen_time=at(2026, 6, 20))
+    advance_clock(test_clock=test_clock, frozen_time=utc(2026, 6, 20))
     meter_event_create(
         event_name=meter.event_name,
         payload={"stripe_customer_id": customer.public_id, "value": "130000"},
-        timestamp=at(2026, 6, 19),
+        timestamp=utc(2026, 6, 19),
     )
     preview = _ok(api.post("/v1/invoices/create_preview", {"customer": customer.public_id}))
     assert [line["amount"] for line in preview["lines"]["data"]] == [3000]  # no next-period fee
 
-    advance_clock(test_clock=test_clock, frozen_time=at(2026, 8, 15))
+    advance_clock(test_clock=test_clock, frozen_time=utc(2026, 8, 15))
     final = Invoice.objects.get(billing_reason="subscription_cancel")
     assert (final.status, final.total) == ("open", 3000)
     assert list(final.lines.values_list("kind", "amount")) == [("metered", 3000)]
     assert Invoice.objects.filter(subscription__public_id=subscription["id"]).count() == 2
     stored = Subscription.objects.get(public_id=subscription["id"])
-    assert (stored.status, stored.ended_at) == ("canceled", at(2026, 7, 1))
+    assert (stored.status, stored.ended_at) == ("canceled", utc(2026, 7, 1))
 
     error = _error(
         api.post(
@@ -428,20 +411,20 @@ def test_cancel_at_period_end_bills_final_usage_and_no_more_fees(api):
 
 
 def test_cancel_now_with_invoice_now_bills_usage_so_far(api):
-    test_clock = TestClock.objects.create(frozen_time=at(2026, 6, 1), created_at=clock.now())
+    test_clock = TestClock.objects.create(frozen_time=utc(2026, 6, 1), created_at=clock.now())
     customer = CustomerFactory(test_clock=test_clock)
     meter = MeterFactory()
     subscription = _ok(_subscribe(api, customer, hypernian_usage_price(meter=meter)))
-    advance_clock(test_clock=test_clock, frozen_time=at(2026, 6, 10))
+    advance_clock(test_clock=test_clock, frozen_time=utc(2026, 6, 10))
     meter_event_create(
         event_name=meter.event_name,
         payload={"stripe_customer_id": customer.public_id, "value": "100500"},
-        timestamp=at(2026, 6, 9),
+        timestamp=utc(2026, 6, 9),
     )
     canceled = _ok(api.delete(f"/v1/subscriptions/{subscription['id']}?invoice_now=true"))
     assert canceled["status"] == "canceled"
     final = Invoice.objects.get(billing_reason="subscription_cancel")
-    assert (final.status, final.total, final.period_end) == ("open", 50, at(2026, 6, 10))
+    assert (final.status, final.total, final.period_end) == ("open", 50, utc(2026, 6, 10))
     assert (
         "already canceled"
         in _error(api.delete(f"/v1/subscriptions/{subscription['id']}"))["message"]
@@ -458,12 +441,12 @@ def test_test_clock_bad_input(api):
     )
     assert error["param"] == "frozen_time"
     assert "only moves forward" in error["message"]
-    assert TestClock.objects.get().frozen_time == at(2026, 1, 1)
+    assert TestClock.objects.get().frozen_time == utc(2026, 1, 1)
     assert _ok(api.delete(f"/v1/test_helpers/test_clocks/{created['id']}"))["deleted"] is True
 
 
 def test_meter_event_window_follows_the_customer_s_test_clock(api):
-    test_clock = TestClock.objects.create(frozen_time=at(2026, 1, 1), created_at=clock.now())
+    test_clock = TestClock.objects.create(frozen_time=utc(2026, 1, 1), created_at=clock.now())
     customer = CustomerFactory(test_clock=test_clock)
     meter = MeterFactory()
     payload = {"stripe_customer_id": customer.public_id, "value": "5"}
@@ -482,11 +465,11 @@ def test_meter_event_window_follows_the_customer_s_test_clock(api):
 def test_run_billing_command_closes_and_finalizes_due_periods(capsys):
     customer = CustomerFactory()
     price = licensed_price(unit_amount=999)
-    with clock.frozen_at(at(2026, 10, 1)):
+    with clock.frozen_at(utc(2026, 10, 1)):
         from invoicing.services import ItemInput, subscription_create
 
         subscription_create(customer=customer, items=[ItemInput(price=price)])
-    with clock.frozen_at(at(2026, 11, 1, 2)):
+    with clock.frozen_at(utc(2026, 11, 1, 2)):
         call_command("run_billing")
         call_command("run_billing")  # idempotent
     out = capsys.readouterr().out
@@ -494,5 +477,5 @@ def test_run_billing_command_closes_and_finalizes_due_periods(capsys):
     assert "Closed 0 period(s), finalized 0 invoice(s), 0 failure(s)." in out
     renewal = Invoice.objects.get(billing_reason="subscription_cycle")
     assert (renewal.status, renewal.total, renewal.number) == ("open", 999, "INV-0002")
-    assert renewal.lines.get().period_start == at(2026, 11, 1)
+    assert renewal.lines.get().period_start == utc(2026, 11, 1)
     assert Decimal(renewal.lines.get().quantity) == 1

@@ -23,10 +23,20 @@ from billing_site import clock
 from metering.cancellation import meter_event_cancel
 from metering.ingest import meter_events_ingest
 from metering.models import Meter
-from metering.store import EVENT_STORES, EventStore, get_event_store
+from metering.store import (
+    EVENT_STORES,
+    BilledPeriod,
+    EventStore,
+    LateUsageTotal,
+    get_event_store,
+)
 from metering.validation import EventInput, ValidEvent
 from tests.factories import CustomerFactory, MeterFactory
-from tests.metering.reference_usage import usage_from_events
+from tests.metering.reference_usage import (
+    event_counts_from_events,
+    late_usage_from_events,
+    usage_from_events,
+)
 
 STORES = [
     pytest.param("orm", id="orm"),
@@ -387,3 +397,147 @@ def test_usage_by_window_matches_each_window_s_usage(store, formula, window):
                 Decimal(0),
             )
             assert value == expected, (customer, moment)
+
+
+# --- late usage: events received after their period was billed -------------------------------
+
+
+def test_late_usage_is_what_arrived_after_billing_inside_each_period(store):
+    meters = [MeterFactory(formula="sum"), MeterFactory(formula="count")]
+    customer, other = CustomerFactory(), CustomerFactory()
+    start, end = DAY_START, DAY_START + dt.timedelta(days=1)
+    billed = end + HOUR
+    late = billed + dt.timedelta(microseconds=1)
+    _ingest(
+        store,
+        [
+            _event(meters[0], customer, "on-time", "100", start + HOUR, received=start + HOUR),
+            _event(meters[0], customer, "in-grace", "50", end - HOUR, received=billed),  # billed
+            _event(meters[0], customer, "late-1", "7", start, received=late),
+            _event(meters[0], customer, "late-2", "0.5", end - HOUR, received=NOW),
+            _event(meters[0], customer, "after-period", "9", end, received=NOW),
+            _event(meters[0], customer, "cancelled", "3", end - HOUR, received=NOW),
+            _event(meters[0], other, "other-customer", "4", start + HOUR, received=NOW),
+            _event(meters[1], customer, "other-meter", "1", start + HOUR, received=NOW),
+        ],
+    )
+    store.cancel(event=store.find_event(meter=meters[0], identifier="cancelled"), at=NOW)
+    periods = [
+        BilledPeriod(11, meters[0].pk, customer.pk, start, end, billed),
+        BilledPeriod(12, meters[1].pk, customer.pk, start, end, billed),
+        BilledPeriod(13, meters[0].pk, other.pk, start, end, NOW),  # nothing after NOW
+        BilledPeriod(14, meters[1].pk, other.pk, start, end, billed),  # no events at all
+    ]
+
+    found = store.late_usage(periods=periods)
+
+    assert found == {
+        11: LateUsageTotal(Decimal("7.5"), 2),
+        12: LateUsageTotal(Decimal(1), 1),  # the values' sum, whatever the formula
+    }
+    assert found[11] == late_usage_from_events(
+        meter_id=meters[0].pk, customer_id=customer.pk, start=start, end=end, billed_at=billed
+    )
+
+
+@hypothesis.settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    events=st.lists(st.tuples(st.integers(0, 1), moments, moments, values), max_size=25),
+    periods=st.lists(st.tuples(st.integers(0, 1), moments, moments, moments), max_size=8),
+)
+def test_late_usage_equals_the_events_added_up_one_by_one(store, events, periods):
+    meter = MeterFactory()
+    customers = [CustomerFactory(), CustomerFactory()]
+    _ingest(
+        store,
+        [
+            _event(meter, customers[c], f"e{index}", value, at, received=received)
+            for index, (c, at, received, value) in enumerate(events)
+        ],
+    )
+    asked = [
+        BilledPeriod(key, meter.pk, customers[c].pk, *sorted([a, b]), billed_at)
+        for key, (c, a, b, billed_at) in enumerate(periods)
+    ]
+    found = store.late_usage(periods=asked)
+    for period in asked:
+        quantity, count = late_usage_from_events(
+            meter_id=period.meter_id,
+            customer_id=period.customer_id,
+            start=period.start,
+            end=period.end,
+            billed_at=period.billed_at,
+        )
+        assert found.get(period.key) == (LateUsageTotal(quantity, count) if count else None)
+
+
+def test_late_usage_reads_a_fixed_number_of_queries_whatever_the_number_of_periods(store):
+    meter = MeterFactory()
+    customers = [CustomerFactory() for _ in range(5)]
+    _ingest(
+        store,
+        [
+            _event(meter, customer, f"{customer.pk}-{n}", "1", DAY_START + n * HOUR, received=NOW)
+            for customer in customers
+            for n in range(10)
+        ],
+    )
+
+    def periods(count: int) -> list[BilledPeriod]:
+        return [
+            BilledPeriod(
+                key,
+                meter.pk,
+                customers[key % 5].pk,
+                DAY_START + (key % 7) * HOUR,
+                DAY_START + (key % 7 + 3) * HOUR,
+                NOW - HOUR,
+            )
+            for key in range(count)
+        ]
+
+    with CaptureQueriesContext(connection) as one:
+        assert store.late_usage(periods=periods(1)) == {0: LateUsageTotal(Decimal(3), 3)}
+    with CaptureQueriesContext(connection) as hundred:
+        assert len(store.late_usage(periods=periods(100))) == 100
+    with CaptureQueriesContext(connection) as thousand:
+        store.late_usage(periods=periods(1000))
+    assert len(hundred.captured_queries) == len(one.captured_queries) == 1
+    assert len(thousand.captured_queries) <= 10  # a few on databases that cap parameters
+    with CaptureQueriesContext(connection) as none:
+        assert store.late_usage(periods=[]) == {}
+    assert none.captured_queries == []
+
+
+# --- event counts by meter: rankings ----------------------------------------------------------
+
+
+def test_event_counts_by_meter_count_every_customer_s_uncancelled_events_in_the_range(store):
+    meters = [MeterFactory(formula=formula) for formula in ("sum", "count", "last")]
+    quiet = MeterFactory()
+    customers = [CustomerFactory(), CustomerFactory()]
+    _ingest(
+        store,
+        [
+            _event(
+                meters[n % 3],
+                customers[n % 2],
+                f"e{n}",
+                "2",
+                DAY_START + n * dt.timedelta(minutes=53),
+            )
+            for n in range(60)
+        ],
+    )
+    for identifier in ("e0", "e3", "e6"):
+        store.cancel(event=store.find_event(meter=meters[0], identifier=identifier), at=NOW)
+    start, end = DAY_START + 5 * HOUR, DAY_START + 40 * HOUR
+
+    counts = store.event_counts_by_meter(start=start, end=end)
+
+    assert counts == event_counts_from_events(start=start, end=end)
+    assert quiet.pk not in counts
+    whole = store.event_counts_by_meter(start=DAY_START, end=NOW)
+    assert whole == {meters[0].pk: 17, meters[1].pk: 20, meters[2].pk: 20}

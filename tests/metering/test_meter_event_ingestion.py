@@ -10,7 +10,7 @@ import pytest
 from billing_site import clock
 from metering.models import MeterEvent, MeterEventAdjustment, MeterEventIdentifier, MeterUsageRollup
 from metering.store import usage
-from tests.factories import CustomerFactory, MeterFactory
+from tests.factories import MeterFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -26,11 +26,6 @@ def frozen_clock():
 @pytest.fixture
 def meter(db):
     return MeterFactory(event_name="alpaca_ai_tokens")
-
-
-@pytest.fixture
-def customer(db):
-    return CustomerFactory()
 
 
 def _send(api, meter, customer, value="25", **extra):

@@ -10,7 +10,8 @@ import requests
 import stripe
 
 from metering.models import MeterEvent
-from tests.factories import CustomerFactory, MeterFactory
+from tests.api_client import sdk_client
+from tests.factories import MeterFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,21 +25,12 @@ def secret(live_server):
 
 @pytest.fixture
 def client(live_server, secret):
-    return stripe.StripeClient(
-        secret,
-        base_addresses={"api": live_server.url, "meter_events": live_server.url},
-        max_network_retries=0,
-    )
+    return sdk_client(live_server, secret)
 
 
 @pytest.fixture
 def meter(db):
     return MeterFactory(event_name="hypernian_api_tokens")
-
-
-@pytest.fixture
-def customer(db):
-    return CustomerFactory()
 
 
 def _hour_floor(seconds: int) -> int:
@@ -152,11 +144,7 @@ def test_sdk_meter_event_stream_stores_a_batch_once(client, live_server, meter, 
     session = client.v2.billing.meter_event_session.create()
     assert session.object == "v2.billing.meter_event_session"
     assert session.authentication_token.startswith("mes_tok_")
-    stream = stripe.StripeClient(
-        session.authentication_token,
-        base_addresses={"api": live_server.url, "meter_events": live_server.url},
-        max_network_retries=0,
-    )
+    stream = sdk_client(live_server, session.authentication_token)
     events = [
         {
             "event_name": meter.event_name,

@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from billing_site import clock
 from billing_site.charts import bar_chart_svg
+from billing_site.errors import BillingError
 from billing_site.roles import VIEWER
 from metering import services
 from metering.admin import CappedCountPaginator
@@ -453,6 +454,39 @@ def test_cancelling_an_already_cancelled_event_reports_it(admin_client, meter):
     assert "None of the selected events can be cancelled." in confirmation.content.decode()
     assert "The meter event 'twice' is already cancelled." in messages_of(done)
     assert MeterEventAdjustment.objects.count() == 1
+
+
+# --- Deactivating meters: a confirmation page first ----------------------------------------------
+
+
+@pytest.mark.django_db
+def test_deactivating_meters_asks_for_confirmation_saying_ingestion_stops(admin_client, meter):
+    customer = CustomerFactory()
+    send(meter, customer, 4)
+    inactive = MeterFactory(event_name="old_tokens", display_name="Old tokens")
+    services.meter_deactivate(meter=inactive)
+    action = {"action": "deactivate_meters", "_selected_action": [meter.pk, inactive.pk]}
+
+    page = post(admin_client, METERS_URL, action)
+
+    assert page.status_code == 200
+    words = " ".join(re.sub(r"<[^>]+>", " ", page_text(page)).split())
+    assert "stops ingestion" in words and "refused" in words
+    assert "API tokens" in words and "2026-11-21 12:30:00 UTC" in words  # its last event
+    assert "Not changed: already inactive." in words
+    assert 'value="Yes, deactivate 1 meter"' in page.content.decode()
+    meter.refresh_from_db()
+    assert meter.is_active  # the first POST only asks
+
+    done = post(admin_client, METERS_URL, {**action, "post": "yes"})
+
+    assert done.status_code == 302
+    meter.refresh_from_db()
+    assert not meter.is_active
+    assert LogEntry.objects.get(object_id=str(meter.pk)).change_message == "Deactivated."
+    with pytest.raises(BillingError) as refused:
+        send(meter, customer, 1)
+    assert refused.value.code == "archived_meter"
 
 
 # --- Viewers ------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ page that shows nothing of anyone."""
 from __future__ import annotations
 
 import datetime as dt
-import html
 import re
 import time
 
@@ -24,15 +23,14 @@ from credits.services import credit_grant_create
 from invoicing import demo, portal, services
 from invoicing.models import Customer, Invoice
 from invoicing.services import ItemInput
-from metering.ingest import meter_event_create
+from tests import admin_pages
+from tests.admin_pages import TYPOGRAPHY
 from tests.factories import CustomerFactory, ProductFactory, hypernian_usage_price, licensed_price
+from tests.helpers import FEB_1, JAN_1, manual_invoice, send_usage
 
 pytestmark = pytest.mark.django_db
 
-JAN_1 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 JAN_10 = dt.datetime(2026, 1, 10, 15, tzinfo=dt.UTC)
-JAN_15 = dt.datetime(2026, 1, 15, tzinfo=dt.UTC)
-FEB_1 = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 FEB_3 = dt.datetime(2026, 2, 3, 9, 30, tzinfo=dt.UTC)
 FEB_5 = dt.datetime(2026, 2, 5, 18, tzinfo=dt.UTC)
 FEB_10 = dt.datetime(2026, 2, 10, 12, tzinfo=dt.UTC)
@@ -45,23 +43,16 @@ VIEWPORT = '<meta name="viewport" content="width=device-width, initial-scale=1">
 # --- helpers ---------------------------------------------------------------------------------
 
 
-# En dash, minus sign and multiplication sign, as the pages print them, read as ASCII.
-TYPOGRAPHY = str.maketrans({"\u2013": "-", "\u2212": "-", "\u00d7": "x"})
-
-
 def text(response) -> str:
-    """The page as a reader sees it: tags dropped, entities decoded, whitespace collapsed."""
+    """The page as a reader sees it (scripts, styles and charts left out), read as ASCII."""
     hidden = r"<script.*?</script>|<style.*?</style>|<svg.*?</svg>"
     body = re.sub(hidden, " ", response.content.decode(), flags=re.S)
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split()).translate(TYPOGRAPHY)
+    return admin_pages.text_of(body).translate(TYPOGRAPHY)
 
 
 def section(response, element_id: str) -> str:
-    body = response.content.decode()
-    match = re.search(rf'<(\w+)[^>]* id="{element_id}".*?</\1>', body, re.S)
-    assert match, f"no #{element_id} on the page"
-    words = html.unescape(re.sub(r"<[^>]+>", " ", match.group(0))).split()
-    return " ".join(words).translate(TYPOGRAPHY)
+    """The text of one element (tests.admin_pages.section), its typography read as ASCII."""
+    return admin_pages.section(response, element_id).translate(TYPOGRAPHY)
 
 
 def get(client, url, *, at=FEB_10):
@@ -80,24 +71,6 @@ def open_link(client, customer, *, return_url=None, at=FEB_10):
     assert response.status_code == 302
     assert response["Location"] == "/portal/"
     return link
-
-
-def send_usage(price, customer, value, *, at):
-    with clock.frozen_at(at):
-        meter_event_create(
-            event_name=price.meter.event_name,
-            payload={"stripe_customer_id": customer.public_id, "value": str(value)},
-            timestamp=at,
-        )
-
-
-def manual_invoice(customer, amount=5000, *, finalize=True) -> Invoice:
-    with clock.frozen_at(JAN_15):
-        invoice = services.invoice_create(customer=customer, currency="usd")
-        services.invoice_item_create(invoice=invoice, description="Setup", amount=amount)
-        if finalize:
-            invoice = services.invoice_finalize(invoice=invoice, actor="tests")
-    return Invoice.objects.get(pk=invoice.pk)
 
 
 @pytest.fixture
@@ -119,10 +92,10 @@ def northwind(db):
             name="Welcome credits",
             expires_at=JUN_1,
         )
-    send_usage(tokens, customer, 150000, at=JAN_10)
+    send_usage(tokens, customer, 150000, timestamp=JAN_10)
     services.billing_run(at=FEB_1 + dt.timedelta(hours=2))
-    send_usage(tokens, customer, 100000, at=FEB_3)
-    send_usage(tokens, customer, 30000, at=FEB_5)
+    send_usage(tokens, customer, 100000, timestamp=FEB_3)
+    send_usage(tokens, customer, 30000, timestamp=FEB_5)
     return customer
 
 
@@ -282,7 +255,7 @@ def test_the_overview_shows_the_period_usage_chart_upcoming_invoice_and_credits(
 
 def test_the_usage_chart_draws_only_the_period_and_adds_up_to_the_usage(northwind):
     tokens = northwind.subscriptions.get().items.get(price__recurring_usage_type="metered").price
-    send_usage(tokens, northwind, 7, at=FEB_3 - dt.timedelta(hours=8))  # 01:30, before start
+    send_usage(tokens, northwind, 7, timestamp=FEB_3 - dt.timedelta(hours=8))  # 01:30, before start
     start = FEB_3 - dt.timedelta(hours=2)  # a period starting mid-day, 07:30
     with clock.frozen_at(FEB_10):
         series = portal.daily_usage(meter=tokens.meter, customer=northwind, start=start, end=FEB_10)
@@ -351,7 +324,8 @@ def test_a_link_can_be_used_until_it_expires_an_hour_later(client, northwind, mo
     # The signer ages links by the wall clock (time.time), not the billing clock.
     monkeypatch.setattr(time, "time", lambda: created + 3599)
     assert get(client, link.path).status_code == 302
-    assert get(client, link.path).status_code == 302  # not single-use
+    # The same browser may open it again (reload, Back); any other is refused (single use).
+    assert get(client, link.path).status_code == 302
     monkeypatch.setattr(time, "time", lambda: created + 3601)
     assert get(client, link.path).status_code == 410
 
@@ -422,7 +396,12 @@ def test_sessions_time_out_after_30_idle_minutes(client, northwind):
     open_link(client, northwind)
     assert client.session.get_expiry_age() == 30 * 60
     assert client.session[portal.SESSION_CUSTOMER_KEY] == northwind.pk
-    assert set(client.session.keys()) == {portal.SESSION_CUSTOMER_KEY, "_session_expiry"}
+    # The customer, and the portal session row that staff can revoke: never the token.
+    assert set(client.session.keys()) == {
+        portal.SESSION_CUSTOMER_KEY,
+        portal.SESSION_LINK_KEY,
+        "_session_expiry",
+    }
 
     # Each page renews the idle timeout.
     stored = Session.objects.get()

@@ -20,17 +20,11 @@ from invoicing.models import Invoice
 from invoicing.pdf import _local_fetcher, pdf_filename, render_invoice_pdf
 from invoicing.services import ItemInput
 from metering.ingest import meter_event_create
+from tests.admin_pages import TYPOGRAPHY
 from tests.factories import CustomerFactory, hypernian_usage_price
+from tests.helpers import FEB_1, JAN_1, JAN_15
 
 pytestmark = pytest.mark.django_db
-
-JAN_1 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-JAN_15 = dt.datetime(2026, 1, 15, tzinfo=dt.UTC)
-FEB_1 = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
-
-
-# En dash, minus sign and multiplication sign, as the PDF prints them, read as ASCII.
-TYPOGRAPHY = str.maketrans({"\u2013": "-", "\u2212": "-", "\u00d7": "x"})
 
 
 def pdf_text(content: bytes) -> str:

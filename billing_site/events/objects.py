@@ -1,0 +1,63 @@
+"""How an event's `data.object` is rendered: the API's own serializer for that object.
+
+The serializers live in each app's API modules, which services may not import; each app
+registers its serializers here from `AppConfig.ready()`, and `record_event` looks them up by the
+object's class. A model's object is re-read through the registered queryset first, so the event
+holds what the database holds at that moment in the transaction, with the same related rows the
+API loads, whatever the caller's instance has cached or changed in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.apps import apps
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+
+@dataclass(frozen=True)
+class _Registration:
+    serialize: Callable[[Any], dict[str, Any]]
+    queryset: Callable[[], models.QuerySet] | None
+
+
+_registry: dict[type, _Registration] = {}
+
+
+def register_object_serializer(
+    cls: type | str,
+    serialize: Callable[[Any], dict[str, Any]],
+    *,
+    queryset: Callable[[], models.QuerySet] | None = None,
+) -> None:
+    """Render objects of `cls` (a class, or a model label such as "invoicing.Invoice") with
+    `serialize`; for a model, re-read each one from `queryset()` (default: the model's
+    manager) before serializing."""
+    if isinstance(cls, str):
+        cls = apps.get_model(cls)
+    if queryset is None and isinstance(cls, type) and issubclass(cls, models.Model):
+        queryset = cls._default_manager.all
+    _registry[cls] = _Registration(serialize, queryset)
+
+
+def serialize_object(obj: Any) -> dict[str, Any]:
+    """The object as the API would serialize it now, as plain JSON values."""
+    registration = _registry.get(type(obj))
+    if registration is None:
+        raise LookupError(
+            f"No event serializer is registered for {type(obj).__name__}; register one with "
+            "billing_site.events.objects.register_object_serializer in its app's ready()."
+        )
+    if registration.queryset is not None and getattr(obj, "pk", None) is not None:
+        obj = registration.queryset().get(pk=obj.pk)
+    return as_json(registration.serialize(obj))
+
+
+def as_json(value: Any) -> Any:
+    """`value` as it reads back from JSON (Decimals and times as the API writes them), so what
+    is compared for previous_attributes is what is stored and sent."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
