@@ -10,8 +10,10 @@ from billing_site.api.params import Params
 from billing_site.clock import from_unix, to_unix
 from billing_site.db import escape_unstorable
 from billing_site.errors import BillingError
+from billing_site.errors import ErrorCode as SharedErrorCode
 from metering import services
 from metering.cancellation import meter_event_cancel
+from metering.errors import ErrorCode
 from metering.ingest import meter_event_create, meter_events_ingest
 from metering.models import Meter, MeterEvent
 from metering.sessions import (
@@ -96,7 +98,7 @@ class MeterDetail(ApiView):
                     f"A meter's {frozen} can't be changed after creation; only display_name can. "
                     "Create a new meter instead.",
                     param=frozen,
-                    code="parameter_immutable",
+                    code=SharedErrorCode.PARAMETER_IMMUTABLE,
                 )
         display_name = params.string("display_name", max_length=250)
         if display_name is not None:
@@ -153,7 +155,7 @@ class MeterEventCollection(ApiView):
             raise BillingError(
                 "Missing required param: payload (with the meter's customer and value keys).",
                 param="payload",
-                code="parameter_missing",
+                code=SharedErrorCode.PARAMETER_MISSING,
             )
         identifier = params.string("identifier", max_length=100)
         timestamp = _unix_timestamp(params, "timestamp")
@@ -270,7 +272,9 @@ def get_customer(public_id: str, *, param: str):
     customer_model = MeterEvent._meta.get_field("customer").related_model
     customer = customer_model.objects.filter(public_id=public_id, deleted_at__isnull=True).first()
     if customer is None:
-        raise BillingError(f"No such customer: '{public_id}'", param=param, code="resource_missing")
+        raise BillingError(
+            f"No such customer: '{public_id}'", param=param, code=SharedErrorCode.RESOURCE_MISSING
+        )
     return customer
 
 
@@ -337,7 +341,7 @@ class MeterEventStream(ApiView):
                 "This meter event session token is invalid or expired (tokens last 15 "
                 "minutes); create a new session.",
                 status=401,
-                code="billing_meter_event_session_expired",
+                code=ErrorCode.SESSION_EXPIRED,
             )
         return api_key
 

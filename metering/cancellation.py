@@ -10,17 +10,11 @@ from django.db import transaction
 
 from billing_site import clock
 from billing_site.errors import BillingError
+from metering.errors import ErrorCode
 from metering.models import Meter, MeterEventAdjustment
 from metering.store import event_store
 
 CANCELLATION_WINDOW = dt.timedelta(hours=24)
-
-
-class ErrorCode:
-    NO_METER = "no_meter"
-    NO_EVENT = "resource_missing"
-    ALREADY_CANCELLED = "meter_event_already_cancelled"
-    WINDOW_PASSED = "meter_event_cancellation_window_passed"
 
 
 @transaction.atomic
@@ -54,7 +48,7 @@ def meter_event_cancel(
             f"{event.received_at:%Y-%m-%d %H:%M UTC}; events can only be cancelled within 24 "
             "hours of receipt.",
             param="cancel[identifier]",
-            code=ErrorCode.WINDOW_PASSED,
+            code=ErrorCode.CANCELLATION_WINDOW_PASSED,
         )
     event_id = store.cancel(event=event, at=now)
     return MeterEventAdjustment.objects.create(

@@ -8,7 +8,9 @@ from django.db import IntegrityError, transaction
 
 from billing_site import clock
 from billing_site.errors import BillingError
+from billing_site.errors import ErrorCode as SharedErrorCode
 from billing_site.events.recording import record_event, record_update, snapshot
+from metering.errors import ErrorCode
 from metering.models import Meter
 
 _NO_WHITESPACE = re.compile(r"^\S+$")
@@ -103,7 +105,7 @@ def _duplicate_event_name(event_name: str) -> BillingError:
         f"A meter with event_name '{event_name}' already exists. Event names are unique; "
         "use the existing meter or pick another name.",
         param="event_name",
-        code="resource_already_exists",
+        code=SharedErrorCode.RESOURCE_ALREADY_EXISTS,
     )
 
 
@@ -120,7 +122,9 @@ def meter_update(*, meter: Meter, display_name: str) -> Meter:
 @transaction.atomic
 def meter_deactivate(*, meter: Meter) -> Meter:
     if not meter.is_active:
-        raise BillingError(f"Meter {meter.public_id} is already inactive.", code="meter_inactive")
+        raise BillingError(
+            f"Meter {meter.public_id} is already inactive.", code=ErrorCode.METER_INACTIVE
+        )
     now = clock.now()
     meter.status = Meter.Status.INACTIVE
     meter.deactivated_at = now
@@ -133,7 +137,9 @@ def meter_deactivate(*, meter: Meter) -> Meter:
 @transaction.atomic
 def meter_reactivate(*, meter: Meter) -> Meter:
     if meter.is_active:
-        raise BillingError(f"Meter {meter.public_id} is already active.", code="meter_active")
+        raise BillingError(
+            f"Meter {meter.public_id} is already active.", code=ErrorCode.METER_ACTIVE
+        )
     meter.status = Meter.Status.ACTIVE
     meter.deactivated_at = None
     meter.updated_at = clock.now()

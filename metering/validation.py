@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from billing_site.db import escape_unstorable, is_storable_text
-from billing_site.errors import ErrorCode as SharedErrorCode
+from metering.errors import ErrorCode
 from metering.models import EVENT_VALUE_DECIMALS, EVENT_VALUE_DIGITS, Meter
 
 ACCEPTANCE_WINDOW_PAST = dt.timedelta(days=35)
@@ -37,26 +37,6 @@ MAX_PAYLOAD_KEYS = 50
 MAX_PAYLOAD_BYTES = 4096
 MAX_IDENTIFIER_LENGTH = 100
 MAX_BATCH_SIZE = 100
-
-
-class ErrorCode:
-    """The error codes of refused events, as Stripe names them."""
-
-    PARAMETER_MISSING = SharedErrorCode.PARAMETER_MISSING
-    PARAMETER_INVALID = SharedErrorCode.PARAMETER_INVALID
-    NO_METER = "no_meter"
-    ARCHIVED_METER = "archived_meter"
-    INVALID_PAYLOAD = "meter_event_invalid_payload"
-    PAYLOAD_TOO_LARGE = "payload_too_large"
-    NO_CUSTOMER_DEFINED = "meter_event_no_customer_defined"
-    CUSTOMER_NOT_FOUND = "meter_event_customer_not_found"
-    VALUE_NOT_FOUND = "meter_event_value_not_found"
-    INVALID_VALUE = "meter_event_invalid_value"
-    VALUE_TOO_PRECISE = "meter_event_value_too_precise"
-    INVALID_IDENTIFIER = "meter_event_invalid_identifier"
-    TIMESTAMP_TOO_FAR_IN_PAST = "timestamp_too_far_in_past"
-    TIMESTAMP_IN_FUTURE = "timestamp_in_future"
-    DUPLICATE = "duplicate_meter_event"
 
 
 @dataclass(frozen=True)

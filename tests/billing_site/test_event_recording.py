@@ -420,3 +420,30 @@ def test_a_credit_grant_made_by_a_service_records_its_events(receiver):
             grant.transactions.get().public_id,
         ),
     ]
+
+
+def test_other_side_effects_hang_from_the_bus_and_run_only_after_commit(
+    django_capture_on_commit_callbacks,
+):
+    from django.db import transaction
+
+    from billing_site.events.recording import event_committed
+    from invoicing.services import customer_create
+
+    heard = []
+
+    def listener(sender, event, **kwargs):
+        heard.append(event.type)
+
+    event_committed.connect(listener)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            customer_create(name="Heard")
+            assert heard == []  # not before commit
+        assert heard == ["customer.created"]
+        with pytest.raises(RuntimeError), transaction.atomic():
+            customer_create(name="Rolled back")
+            raise RuntimeError
+        assert heard == ["customer.created"]
+    finally:
+        event_committed.disconnect(listener)
