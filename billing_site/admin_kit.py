@@ -2,8 +2,10 @@
 
 * Forms: :class:`UTCDateTimeField`, :data:`COMMON_CURRENCIES` (the currency suggestions) and
   :func:`add_billing_error` (a service's error next to the field it names).
-* Custom pages (registered through ``ModelAdmin.get_urls``): :func:`page_context`,
-  :func:`render`, :func:`admin_form`, :func:`change_url`, :func:`change_link`.
+* Custom pages (registered through ``ModelAdmin.get_urls``): :func:`custom_page_urls`,
+  :func:`object_page` (a page about one object: permission, lookup, the missing-object
+  redirect), :func:`page_context`, :func:`render`, :func:`admin_form`, :func:`change_url`,
+  :func:`change_link`.
 * Wizards preview, then commit (STYLE.md rule 15): :func:`dry_run` runs the real services and
   rolls everything back, so a preview shows exactly what the confirm step will write and refuses
   what it would refuse; :func:`carried_fields` carries the submitted form through the preview
@@ -19,6 +21,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,10 +29,12 @@ from typing import Any, TypeVar
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -46,7 +51,9 @@ __all__ = [
     "change_link",
     "change_url",
     "confirm_action",
+    "custom_page_urls",
     "dry_run",
+    "object_page",
     "page_context",
     "render",
     "timestamp_set_filter",
@@ -88,6 +95,46 @@ def add_billing_error(
 
 
 # --- Custom pages ----------------------------------------------------------------------------
+
+
+def custom_page_urls(model_admin, pages: Iterable[tuple[str, Callable, str]]) -> list[URLPattern]:
+    """The URLs of a ModelAdmin's custom pages, each `(route, view, name)`: wrapped in
+    ``admin_site.admin_view`` and named ``<app>_<model>_<name>`` (reversed as ``admin:...``).
+
+    ``get_urls`` puts them before ``super().get_urls()``, whose ``<path:object_id>/`` would
+    otherwise swallow them.
+    """
+    opts = model_admin.opts
+    wrap = model_admin.admin_site.admin_view
+    return [
+        path(route, wrap(view), name=f"{opts.app_label}_{opts.model_name}_{name}")
+        for route, view, name in pages
+    ]
+
+
+def object_page(permitted: Callable[..., bool]):
+    """Decorates the view of a custom page about one object (a ``<path:object_id>/...`` URL).
+
+    The view is called as ``view(model_admin, request, obj, *args)``. Before it, a user that
+    ``permitted(model_admin, request, *args)`` refuses gets a 403, and an id that names no object
+    gets what Django's own change page gives: back to the list, with a message.
+    """
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def page(model_admin, request: HttpRequest, object_id: str, *args: Any) -> HttpResponse:
+            if not permitted(model_admin, request, *args):
+                raise PermissionDenied
+            obj = model_admin.get_object(request, unquote(object_id))
+            if obj is None:
+                return model_admin._get_obj_does_not_exist_redirect(
+                    request, model_admin.opts, object_id
+                )
+            return view(model_admin, request, obj, *args)
+
+        return page
+
+    return decorate
 
 
 def page_context(model_admin, request: HttpRequest, *, title: str, **extra: Any) -> dict:

@@ -25,7 +25,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from billing_site.admin_kit import (
@@ -35,6 +35,7 @@ from billing_site.admin_kit import (
     carried_fields,
     change_url,
     confirm_action,
+    custom_page_urls,
     page_context,
     render,
 )
@@ -214,20 +215,11 @@ class ProductAdmin(admin.ModelAdmin):
     # --- the create-product flow -----------------------------------------------------------
 
     def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path(
-                "create/",
-                self.admin_site.admin_view(self.create_product_view),
-                name="{}_{}_create".format(*info),
-            ),
-            path(
-                "<path:object_id>/add-prices/",
-                self.admin_site.admin_view(self.create_product_view),
-                name="{}_{}_add_prices".format(*info),
-            ),
-            *super().get_urls(),
+        pages = [
+            ("create/", self.create_product_view, "create"),
+            ("<path:object_id>/add-prices/", self.create_product_view, "add_prices"),
         ]
+        return custom_page_urls(self, pages) + super().get_urls()
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
         # A product is created together with its prices, so "Add product" opens that page.

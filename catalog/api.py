@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from billing_site.api.base import ApiError, ApiView, get_by_param, get_by_public_id, paginate
+from billing_site.api.base import (
+    ApiError,
+    ApiView,
+    Listing,
+    get_by_param,
+    get_by_public_id,
+    paginate,
+)
 from billing_site.api.lists import OneOf, filter_by_params
 from billing_site.api.params import Params
 from billing_site.clock import to_unix
@@ -117,6 +124,7 @@ def _prices() -> Any:
 
 class ProductCollection(ApiView):
     resource = "products"
+    listing = Listing("/v1/products", "product", serialize_product)
 
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = Product.objects.select_related("default_price")
@@ -126,9 +134,7 @@ class ProductCollection(ApiView):
         ids = params.list_of("ids")
         if ids:
             queryset = queryset.filter(public_id__in=[str(i) for i in ids])
-        return paginate(
-            queryset, params, url="/v1/products", resource="product", serialize=serialize_product
-        )
+        return self.listing.page(queryset, params)
 
     def post(self, request, params: Params) -> dict[str, Any]:
         product = services.product_create(

@@ -31,11 +31,11 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html_join
 
 from billing_site import clock
-from billing_site.admin_kit import change_link
+from billing_site.admin_kit import change_link, custom_page_urls
 from catalog.money import format_minor_units
 from credits import admin_views, selectors
 from credits.admin_forms import Customer
@@ -136,15 +136,8 @@ class CreditGrantAdmin(admin.ModelAdmin):
         return super().get_queryset(request).annotate(remaining=_remaining_subquery())
 
     def get_urls(self):
-        # Before the default URLs: their "<path:object_id>/" would swallow these.
-        return [
-            path(
-                "<path:object_id>/<slug:slug>/confirm/",
-                self.admin_site.admin_view(self.grant_action_view),
-                name="credits_creditgrant_action",
-            ),
-            *super().get_urls(),
-        ]
+        pages = [("<path:object_id>/<slug:slug>/confirm/", self.grant_action_view, "action")]
+        return custom_page_urls(self, pages) + super().get_urls()
 
     def add_view(self, request, form_url="", extra_context=None):
         # "New credit grant": one form, one POST to credit_grant_create.

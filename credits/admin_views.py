@@ -19,7 +19,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.admin import helpers
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -30,6 +29,7 @@ from billing_site.admin_kit import (
     actor,
     change_url,
     dry_run,
+    object_page,
     page_context,
     render,
     utc_label,
@@ -174,16 +174,16 @@ GRANT_ACTIONS: dict[str, GrantAction] = {
 }
 
 
+def _may_act(model_admin, request: HttpRequest, slug: str) -> bool:
+    return slug in GRANT_ACTIONS and model_admin.has_grant_action_permission(request)
+
+
+@object_page(_may_act)
 def credit_grant_action_view(
-    model_admin, request: HttpRequest, object_id: str, slug: str
+    model_admin, request: HttpRequest, grant: CreditGrant, slug: str
 ) -> HttpResponse:
     """A confirmation page (GET), then the change (POST with post=yes)."""
-    action = GRANT_ACTIONS.get(slug)
-    if action is None or not model_admin.has_grant_action_permission(request):
-        raise PermissionDenied
-    grant = model_admin.get_object(request, unquote(object_id))
-    if grant is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
+    action = GRANT_ACTIONS[slug]
     back = HttpResponseRedirect(change_url(grant))
     at = grant.customer.billing_now()
     remaining = services.grant_balances([grant.pk]).get(grant.pk, 0)

@@ -8,10 +8,10 @@ from typing import Any
 from billing_site.api.base import (
     ApiError,
     ApiView,
+    Listing,
     api_actor,
     get_by_param,
     get_by_public_id,
-    paginate,
 )
 from billing_site.api.lists import filter_by_params
 from billing_site.api.params import Params
@@ -103,18 +103,13 @@ def _customer(params: Params):
 
 class CreditGrantCollection(ApiView):
     resource = "credits"
+    listing = Listing("/v1/billing/credit_grants", "billing.credit_grant", serialize_grant)
 
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = _grants()
         if "customer" in params:
             queryset = queryset.filter(customer=_customer(params))
-        return paginate(
-            queryset,
-            params,
-            url="/v1/billing/credit_grants",
-            resource="billing.credit_grant",
-            serialize=serialize_grant,
-        )
+        return self.listing.page(queryset, params)
 
     def post(self, request, params: Params) -> dict[str, Any]:
         customer = _customer(params)
@@ -218,6 +213,11 @@ def _transactions():
 
 class CreditBalanceTransactionCollection(ApiView):
     resource = "credits"
+    listing = Listing(
+        "/v1/billing/credit_balance_transactions",
+        "billing.credit_balance_transaction",
+        serialize_transaction,
+    )
 
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = filter_by_params(
@@ -225,13 +225,7 @@ class CreditBalanceTransactionCollection(ApiView):
             params,
             credit_grant="grant__public_id",
         )
-        return paginate(
-            queryset,
-            params,
-            url="/v1/billing/credit_balance_transactions",
-            resource="billing.credit_balance_transaction",
-            serialize=serialize_transaction,
-        )
+        return self.listing.page(queryset, params)
 
 
 class CreditBalanceTransactionDetail(ApiView):

@@ -31,12 +31,12 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import Count
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 
 from billing_site import clock
 from billing_site.admin import add_index_context
-from billing_site.admin_kit import change_link, change_url, timestamp_set_filter
+from billing_site.admin_kit import change_link, change_url, custom_page_urls, timestamp_set_filter
 from billing_site.errors import BillingError
 from catalog.money import format_minor_units
 from invoicing import services
@@ -93,14 +93,8 @@ class CustomerAdmin(admin.ModelAdmin):
     change_form_template = "portal/admin/customer_change_form.html"
 
     def get_urls(self):
-        return [
-            path(
-                "<path:object_id>/portal-link/",
-                self.admin_site.admin_view(self.portal_link_view),
-                name="invoicing_customer_portal_link",
-            ),
-            *super().get_urls(),
-        ]
+        pages = [("<path:object_id>/portal-link/", self.portal_link_view, "portal_link")]
+        return custom_page_urls(self, pages) + super().get_urls()
 
     def portal_link_view(self, request, object_id):
         return customers.customer_portal_link_view(self, request, object_id)
@@ -213,14 +207,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
     ]
 
     def get_urls(self):
-        return [
-            path(
-                "<path:object_id>/cancel/",
-                self.admin_site.admin_view(self.cancel_view),
-                name="invoicing_subscription_cancel",
-            ),
-            *super().get_urls(),
-        ]
+        pages = [("<path:object_id>/cancel/", self.cancel_view, "cancel")]
+        return custom_page_urls(self, pages) + super().get_urls()
 
     def add_view(self, request, form_url="", extra_context=None):
         # Customer, then prices, then a preview of the first invoice, then confirm.
@@ -326,26 +314,12 @@ class InvoiceAdmin(admin.ModelAdmin):
     readonly_fields = flatten_fieldsets(fieldsets)
 
     def get_urls(self):
-        # Before the default URLs: their "<path:object_id>/" would swallow these.
-        view = self.admin_site.admin_view
-        return [
-            path(
-                "late-usage/",
-                view(self.late_usage_view),
-                name="invoicing_invoice_late_usage",
-            ),
-            path(
-                "<path:object_id>/transition/<slug:slug>/",
-                view(self.transition_view),
-                name="invoicing_invoice_transition",
-            ),
-            path(
-                "<path:object_id>/grant-credits/",
-                view(self.grant_credits_view),
-                name="invoicing_invoice_grant_credits",
-            ),
-            *super().get_urls(),
+        pages = [
+            ("late-usage/", self.late_usage_view, "late_usage"),
+            ("<path:object_id>/transition/<slug:slug>/", self.transition_view, "transition"),
+            ("<path:object_id>/grant-credits/", self.grant_credits_view, "grant_credits"),
         ]
+        return custom_page_urls(self, pages) + super().get_urls()
 
     def add_view(self, request, form_url="", extra_context=None):
         # "Create invoice": customer and currency, then items, then review and create or send.
@@ -467,14 +441,8 @@ class TestClockAdmin(admin.ModelAdmin):
         return super().get_queryset(request).annotate(customer_count=Count("customers"))
 
     def get_urls(self):
-        return [
-            path(
-                "<path:object_id>/advance/",
-                self.admin_site.admin_view(self.advance_view),
-                name="invoicing_testclock_advance",
-            ),
-            *super().get_urls(),
-        ]
+        pages = [("<path:object_id>/advance/", self.advance_view, "advance")]
+        return custom_page_urls(self, pages) + super().get_urls()
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:

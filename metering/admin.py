@@ -22,7 +22,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
@@ -35,6 +35,7 @@ from billing_site.admin_kit import (
     call_for_each,
     change_url,
     confirm_action,
+    custom_page_urls,
     page_context,
     render,
     timestamp_set_filter,
@@ -131,15 +132,10 @@ class MeterAdmin(admin.ModelAdmin):
     actions = ["deactivate_meters", "reactivate_meters"]
 
     def get_urls(self):
-        # Before the default URLs: their "<path:object_id>/" would swallow this one.
-        return [
-            path(
-                "<path:object_id>/send-test-event/",
-                self.admin_site.admin_view(self.send_test_event_view),
-                name="metering_meter_send_test_event",
-            ),
-            *super().get_urls(),
+        pages = [
+            ("<path:object_id>/send-test-event/", self.send_test_event_view, "send_test_event")
         ]
+        return custom_page_urls(self, pages) + super().get_urls()
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:

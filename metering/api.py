@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from billing_site.api.base import ApiError, ApiView, api_actor, get_by_public_id, paginate
+from billing_site.api.base import ApiError, ApiView, Listing, api_actor, get_by_public_id
 from billing_site.api.params import Params
 from billing_site.clock import from_unix, to_unix
 from billing_site.db import escape_unstorable
@@ -45,19 +45,14 @@ def serialize_meter(meter: Meter) -> dict[str, Any]:
 
 class MeterCollection(ApiView):
     resource = "meters"
+    listing = Listing("/v1/billing/meters", "billing.meter", serialize_meter)
 
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = Meter.objects.all()
         status = params.choice("status", Meter.Status.values)
         if status:
             queryset = queryset.filter(status=status)
-        return paginate(
-            queryset,
-            params,
-            url="/v1/billing/meters",
-            resource="billing.meter",
-            serialize=serialize_meter,
-        )
+        return self.listing.page(queryset, params)
 
     def post(self, request, params: Params) -> dict[str, Any]:
         aggregation = params.nested("default_aggregation", required=True)

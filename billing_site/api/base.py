@@ -16,6 +16,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import InvalidOperation
 from typing import Any, ClassVar
 
@@ -36,136 +37,25 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from billing_site import clock
-from billing_site.api import rate_limits
+from billing_site.api.auth import (
+    authenticate,
+    authenticate_within_limits,
+    check_resource_declared,
+    refuse_without_permission,
+)
+from billing_site.api.errors import ApiError, error_response, from_billing_error
 from billing_site.api.params import (
     ParameterError,
     Params,
     decode_form,
     decode_json,
-    escape_unstorable,
     find_unstorable_text,
 )
-from billing_site.client_ip import client_ip
 from billing_site.errors import BillingError, ErrorCode, NotFound
 from billing_site.events.context import api_request_scope
-from billing_site.key_permissions import READ, RESOURCES, WRITE
 from billing_site.models import ApiKey, IdempotencyKey
-from billing_site.services import api_key_authenticate
 
 logger = logging.getLogger(__name__)
-
-
-class ApiError(Exception):
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int = 400,
-        type: str = "invalid_request_error",
-        code: str | None = None,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-    ):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.type = type
-        self.code = code
-        self.param = param
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        # Messages quote what the client sent; a NUL in them couldn't be stored as an
-        # idempotent response, so it is quoted as `\u0000`.
-        error: dict[str, Any] = {"type": self.type, "message": escape_unstorable(self.message)}
-        if self.code:
-            error["code"] = self.code
-        if self.param:
-            error["param"] = escape_unstorable(self.param)
-        return {"error": error}
-
-
-def error_response(error: ApiError) -> JsonResponse:
-    return JsonResponse(error.body(), status=error.status, headers=error.headers)
-
-
-def _from_billing_error(exc: BillingError) -> ApiError:
-    status = 404 if isinstance(exc, NotFound) and exc.param is None else 400
-    return ApiError(exc.message, status=status, code=exc.code, param=exc.param)
-
-
-def _authenticate(request: HttpRequest) -> ApiKey:
-    header = request.headers.get("Authorization", "")
-    scheme, _, credential = header.partition(" ")
-    if scheme.lower() == "basic":
-        import base64
-        import binascii
-
-        try:
-            credential = base64.b64decode(credential).decode().partition(":")[0]
-        except (binascii.Error, UnicodeDecodeError):
-            credential = ""
-    elif scheme.lower() != "bearer":
-        credential = ""
-    credential = credential.strip()
-    if not credential:
-        raise ApiError(
-            "You did not provide an API key. Send it in the Authorization header "
-            "('Authorization: Bearer sk_...').",
-            status=401,
-        )
-    api_key = api_key_authenticate(secret=credential)
-    if api_key is None:
-        raise ApiError(
-            f"Invalid API Key provided: {mask_secret(credential)}",
-            status=401,
-            code=ErrorCode.API_KEY_INVALID,
-        )
-    return api_key
-
-
-def mask_secret(secret: str) -> str:
-    """A wrong key as Stripe quotes it (`sk_live********abcd`): at most the first 7 and last 4
-    characters, and always at least 8 hidden, so no secret is ever echoed whole, however short."""
-    hidden = min(len(secret), max(8, len(secret) - 11))
-    shown = len(secret) - hidden
-    tail = min(4, shown)
-    # The stars stand for the hidden part, capped so a huge header isn't echoed at full length.
-    return secret[: shown - tail] + "*" * min(hidden, 64) + secret[len(secret) - tail :]
-
-
-def _refuse_without_permission(view: ApiView, request: HttpRequest) -> None:
-    """A restricted key (`rk_...`) may only do what its permissions grant: `read` on the view's
-    resource for its read methods (GET, HEAD), `write` for the rest. Checked before anything is
-    read or written (idempotency records included), so a refused request leaves no trace."""
-    if view.resource is None:
-        return
-    access = READ if request.method in view.read_methods else WRITE
-    api_key: ApiKey = request.api_key  # type: ignore[attr-defined]
-    if api_key.allows(view.resource, access):
-        return
-    # Stripe's answer to a restricted key without the permission: a 403 invalid_request_error
-    # that names the permission which would let the request through.
-    raise ApiError(
-        f"The provided key '{api_key.secret_prefix}…' does not have the required permissions "
-        f"for this endpoint. Having the '{view.resource}' {access} permission would allow this "
-        "request to continue.",
-        status=403,
-    )
-
-
-def _check_resource_declared(view_class: type[ApiView]) -> None:
-    """Every endpoint names the resource a restricted key needs permission on; a class that
-    forgets (or misspells it) fails when it is defined, so the app doesn't start."""
-    resource = getattr(view_class, "resource", "")
-    if resource is None or resource in RESOURCES:
-        return
-    declared = f"declares resource = {resource!r}" if resource else "declares no resource"
-    raise TypeError(
-        f"{view_class.__module__}.{view_class.__qualname__} {declared}: every API view sets "
-        f"`resource` to one of {', '.join(RESOURCES)} (billing_site/key_permissions.py; add a "
-        "new one there), so restricted keys know which permission it needs."
-    )
 
 
 def _request_too_large() -> ApiError:
@@ -221,38 +111,6 @@ def _refuse_unstorable_url_ids(kwargs: dict[str, Any]) -> None:
                 param=param,
                 code=ErrorCode.PARAMETER_INVALID,
             )
-
-
-def _rate_limited(retry_after: int) -> ApiError:
-    return ApiError(
-        "Too many requests hit the API too quickly. We recommend an exponential backoff of "
-        "your requests.",
-        status=429,
-        code=ErrorCode.RATE_LIMIT,
-        headers={"Retry-After": str(retry_after)},
-    )
-
-
-def _authenticate_within_limits(view: ApiView, request: HttpRequest) -> ApiKey:
-    """The key, after the client IP's failed attempts and then the key's own requests are
-    checked against their limits. A flood of wrong keys is refused before any database work."""
-    ip = client_ip(request)
-    failures_limit = settings.BILLING_API_INVALID_KEY_RATE_LIMIT
-    wait = rate_limits.already_over("invalid-key", ip, failures_limit)
-    if wait:
-        raise _rate_limited(wait)
-    try:
-        api_key = view.authenticate(request)
-    except ApiError as exc:
-        if exc.status == 401:
-            rate_limits.count_request("invalid-key", ip, failures_limit)
-        raise
-    group = view.rate_limit_group
-    rate = settings.BILLING_API_RATE_LIMITS[group]
-    wait = rate_limits.count_request(group, str(api_key.pk), rate)
-    if wait:
-        raise _rate_limited(wait)
-    return api_key
 
 
 def _database_unavailable(request: HttpRequest) -> JsonResponse:
@@ -314,10 +172,10 @@ class ApiView(View):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _check_resource_declared(cls)
+        check_resource_declared(cls)
 
     def authenticate(self, request: HttpRequest) -> ApiKey:
-        return _authenticate(request)
+        return authenticate(request)
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
         try:
@@ -325,7 +183,7 @@ class ApiView(View):
         except ApiError as exc:
             response = error_response(exc)
         except BillingError as exc:
-            response = error_response(_from_billing_error(exc))
+            response = error_response(from_billing_error(exc))
         except (OperationalError, InterfaceError):
             response = _database_unavailable(request)
         except Exception:
@@ -338,14 +196,14 @@ class ApiView(View):
         return response
 
     def _respond(self, request: HttpRequest, kwargs: dict[str, Any]) -> JsonResponse:
-        request.api_key = _authenticate_within_limits(self, request)  # type: ignore[attr-defined]
+        request.api_key = authenticate_within_limits(self, request)  # type: ignore[attr-defined]
         method = (request.method or "").lower()
         handler = getattr(self, method, None) if method in self.http_method_names else None
         if handler is None:
             raise ApiError(
                 f"Unrecognized request URL ({request.method}: {request.path}).", status=404
             )
-        _refuse_without_permission(self, request)
+        refuse_without_permission(self, request)
         _refuse_unstorable_url_ids(kwargs)
         if request.method in ("GET", "HEAD"):
             data = decode_form(request.META.get("QUERY_STRING", ""))
@@ -360,8 +218,14 @@ class ApiView(View):
 
 
 def _call(
-    request: HttpRequest, data: dict[str, Any], handler: Callable[..., Any], kwargs: dict
+    request: HttpRequest,
+    data: dict[str, Any],
+    handler: Callable[..., Any],
+    kwargs: dict,
+    *,
+    on_success: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> tuple[int, dict[str, Any]]:
+    """Run the handler; `on_success` runs inside its transaction, after it succeeded."""
     params = Params(data)
     view = getattr(handler, "__self__", None)
     # Ingestion views check their parameters before they write, and write in one statement,
@@ -374,10 +238,12 @@ def _call(
             # Unknown parameters are checked after the handler read what it knows; the
             # transaction makes sure nothing it wrote survives that error.
             params.reject_unknown()
+            if on_success is not None:
+                on_success(200, body)
     except ApiError as exc:
         return exc.status, exc.body()
     except BillingError as exc:
-        error = _from_billing_error(exc)
+        error = from_billing_error(exc)
         return error.status, error.body()
     except ValueError as exc:
         # Pure engines (rating, terms) raise ValueError subclasses carrying a param.
@@ -451,7 +317,7 @@ def _run_idempotently(request, key: str, data, handler, kwargs) -> JsonResponse:
                 type="idempotency_error",
                 code=ErrorCode.IDEMPOTENCY_KEY_IN_USE,
             ) from None
-        if record.response_status is None:
+        if record.response_status is None and not _take_over_if_stale(record, now):
             raise ApiError(
                 "There is currently another in-progress request using this Idempotency-Key. "
                 "Retry this request after it finishes.",
@@ -459,19 +325,45 @@ def _run_idempotently(request, key: str, data, handler, kwargs) -> JsonResponse:
                 type="idempotency_error",
                 code=ErrorCode.IDEMPOTENCY_KEY_IN_USE,
             ) from None
-        response = JsonResponse(record.response_body, status=record.response_status)
-        response["Idempotent-Replayed"] = "true"
-        return response
+        if record.response_status is not None:
+            response = JsonResponse(record.response_body, status=record.response_status)
+            response["Idempotent-Replayed"] = "true"
+            return response
+    saved = False
+
+    def save_response(status: int, body: dict[str, Any]) -> None:
+        nonlocal saved
+        IdempotencyKey.objects.filter(pk=record.pk).update(
+            response_status=status, response_body=body
+        )
+        saved = True
+
     try:
-        status, body = _call(request, data, handler, kwargs)
+        # The response is saved in the handler's own transaction: a worker killed in between
+        # leaves either both (replayed) or neither (the record stays in progress, and a retry
+        # takes it over once stale without applying the request twice).
+        status, body = _call(request, data, handler, kwargs, on_success=save_response)
     except Exception:
         # Nothing was committed by the handler, so a retry must be able to run it again.
         record.delete()
         raise
-    IdempotencyKey.objects.filter(pk=record.pk).update(response_status=status, response_body=body)
+    if not saved:  # an error answer (nothing was written) or a view without a transaction
+        save_response(status, body)
     response = JsonResponse(body, status=status)
     response["Idempotency-Key"] = key
     return response
+
+
+def _take_over_if_stale(record: IdempotencyKey, now: dt.datetime) -> bool:
+    """A request still "in progress" past the staleness window died with its worker: the retry
+    takes the record over (once: a conditional update, so two retries can't both win)."""
+    stale_before = now - dt.timedelta(seconds=settings.BILLING_STALE_REQUEST_SECONDS)
+    if record.created_at >= stale_before:
+        return False
+    taken = IdempotencyKey.objects.filter(
+        pk=record.pk, response_status__isnull=True, created_at=record.created_at
+    ).update(created_at=now)
+    return taken == 1
 
 
 def api_actor(request: HttpRequest) -> str:
@@ -553,6 +445,22 @@ def paginate(
         "has_more": has_more,
         "url": url,
     }
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a list endpoint pages through, declared once on its view: the URL its lists name,
+    the object name a cursor is looked up as ("No such customer: ..."), and how one item is
+    rendered. `page` is `paginate` with these."""
+
+    url: str
+    object: str
+    serialize: Callable[[Any], dict[str, Any]]
+
+    def page(self, queryset: models.QuerySet, params: Params) -> dict[str, Any]:
+        return paginate(
+            queryset, params, url=self.url, resource=self.object, serialize=self.serialize
+        )
 
 
 def _cursor_pk(model: type[models.Model], public_id: str, resource: str, param: str) -> int:

@@ -12,11 +12,16 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.admin import helpers
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
-from billing_site.admin_kit import actor, call_for_each, change_url, page_context, render
+from billing_site.admin_kit import (
+    actor,
+    call_for_each,
+    change_url,
+    object_page,
+    page_context,
+    render,
+)
 from catalog.money import format_minor_units
 from invoicing import services
 from invoicing.models import Invoice
@@ -155,14 +160,14 @@ def invoice_transition_confirm(
     )
 
 
+def _may_change_status(model_admin, request: HttpRequest, slug: str) -> bool:
+    return slug in TRANSITIONS_BY_SLUG and model_admin.has_transition_permission(request)
+
+
+@object_page(_may_change_status)
 def invoice_transition_view(
-    model_admin, request: HttpRequest, object_id: str, slug: str
+    model_admin, request: HttpRequest, invoice: Invoice, slug: str
 ) -> HttpResponse:
     """Finalize, mark paid, void or mark uncollectible one invoice, from its page."""
-    transition = TRANSITIONS_BY_SLUG.get(slug)
-    if transition is None or not model_admin.has_transition_permission(request):
-        raise PermissionDenied
-    invoice = model_admin.get_object(request, unquote(object_id))
-    if invoice is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
+    transition = TRANSITIONS_BY_SLUG[slug]
     return invoice_transition_confirm(model_admin, request, [invoice], transition, single=invoice)

@@ -6,12 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from billing_site.admin_kit import change_url
+from billing_site.admin_kit import change_url, object_page
 from catalog.money import format_minor_units, from_minor_units
 from credits import admin_views as credits_admin_views
 from credits.admin_forms import ALL_METERED, SPECIFIC_DATE, suggested_expiry
@@ -105,18 +103,14 @@ def grant_credits_refusal(invoice: Invoice) -> str | None:
     return None
 
 
-def invoice_grant_credits_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+@object_page(lambda model_admin, request: request.user.has_perm("credits.add_creditgrant"))
+def invoice_grant_credits_view(model_admin, request: HttpRequest, invoice: Invoice) -> HttpResponse:
     """The credit burndown's second step: grant the credits a paid one-off invoice bought.
 
     Prefilled: the invoice's customer (fixed) and currency, its total as the amount (staff
     often grant more, e.g. 120,000 USD for a 100,000 USD prepayment), expiry 12 months after
     the customer's now, paid, all metered prices.
     """
-    if not request.user.has_perm("credits.add_creditgrant"):
-        raise PermissionDenied
-    invoice = model_admin.get_object(request, unquote(object_id))
-    if invoice is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
     refusal = grant_credits_refusal(invoice)
     if refusal is not None:
         model_admin.message_user(request, refusal, messages.ERROR)

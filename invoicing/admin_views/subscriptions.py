@@ -11,7 +11,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.admin import helpers
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -24,6 +23,7 @@ from billing_site.admin_kit import (
     carried_fields,
     change_url,
     dry_run,
+    object_page,
     page_context,
     render,
 )
@@ -203,13 +203,11 @@ def subscription_page_context(
 # --- Cancel now --------------------------------------------------------------------------------
 
 
-def subscription_cancel_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+@object_page(lambda model_admin, request: model_admin.has_cancel_permission(request))
+def subscription_cancel_view(
+    model_admin, request: HttpRequest, subscription: Subscription
+) -> HttpResponse:
     """A confirmation page with the usage so far, then `subscription_cancel_now`."""
-    if not model_admin.has_cancel_permission(request):
-        raise PermissionDenied
-    subscription = model_admin.get_object(request, unquote(object_id))
-    if subscription is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
     back = change_url(subscription)
     if subscription.status == Subscription.Status.CANCELED:
         model_admin.message_user(

@@ -7,13 +7,18 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.admin import helpers
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
-from billing_site.admin_kit import add_billing_error, admin_form, page_context, render, utc_label
+from billing_site.admin_kit import (
+    add_billing_error,
+    admin_form,
+    object_page,
+    page_context,
+    render,
+    utc_label,
+)
 from billing_site.errors import BillingError
 from invoicing import services
 from invoicing.admin_forms import TestClockAdvanceForm
@@ -36,13 +41,11 @@ def test_clock_page_context(model_admin, request: HttpRequest, test_clock: TestC
     }
 
 
-def test_clock_advance_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+@object_page(lambda model_admin, request: model_admin.has_advance_permission(request))
+def test_clock_advance_view(
+    model_admin, request: HttpRequest, test_clock: TestClock
+) -> HttpResponse:
     """Move a test clock forward and run, synchronously, every billing step on the way."""
-    if not model_admin.has_advance_permission(request):
-        raise PermissionDenied
-    test_clock = model_admin.get_object(request, unquote(object_id))
-    if test_clock is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
     form = TestClockAdvanceForm(request.POST if request.method == "POST" else None)
     summary = None
     if request.method == "POST" and form.is_valid():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from billing_site.api.base import ApiView, api_actor, get_by_param, get_by_public_id, paginate
+from billing_site.api.base import ApiView, Listing, api_actor, get_by_param, get_by_public_id
 from billing_site.api.params import Params
 from invoicing import services
 from invoicing.api.serializers import serialize_customer
@@ -33,19 +33,14 @@ def _customer_fields(params: Params) -> dict[str, Any]:
 
 class CustomerCollection(ApiView):
     resource = "customers"
+    listing = Listing("/v1/customers", "customer", serialize_customer)
 
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = Customer.objects.live()
         email = params.string("email", max_length=512)
         if email:
             queryset = queryset.filter(email__iexact=email)
-        return paginate(
-            queryset,
-            params,
-            url="/v1/customers",
-            resource="customer",
-            serialize=serialize_customer,
-        )
+        return self.listing.page(queryset, params)
 
     def post(self, request, params: Params) -> dict[str, Any]:
         metadata = params.new_metadata()

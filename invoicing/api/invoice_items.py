@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from billing_site.api.base import ApiError, ApiView, get_by_param, get_by_public_id, paginate
+from billing_site.api.base import ApiError, ApiView, Listing, get_by_param, get_by_public_id
 from billing_site.api.lists import filter_by_params
 from billing_site.api.params import Params
 from billing_site.errors import ErrorCode
@@ -18,6 +18,7 @@ from invoicing.models import Invoice
 
 class InvoiceItemCollection(ApiView):
     resource = "invoices"
+    listing = Listing("/v1/invoiceitems", "invoiceitem", serialize_invoice_item)
 
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = filter_by_params(
@@ -26,13 +27,7 @@ class InvoiceItemCollection(ApiView):
             customer="invoice__customer__public_id",
             invoice="invoice__public_id",
         )
-        return paginate(
-            queryset,
-            params,
-            url="/v1/invoiceitems",
-            resource="invoiceitem",
-            serialize=serialize_invoice_item,
-        )
+        return self.listing.page(queryset, params)
 
     def post(self, request, params: Params) -> dict[str, Any]:
         customer = customer_param(params)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from billing_site.api.base import ApiView, api_actor, get_by_public_id, paginate
+from billing_site.api.base import ApiView, Listing, api_actor, get_by_public_id, paginate
 from billing_site.api.lists import OneOf, filter_by_params
 from billing_site.api.params import Params
 from invoicing import services
@@ -24,6 +24,7 @@ def _invoice(public_id: str) -> Invoice:
 
 class InvoiceCollection(ApiView):
     resource = "invoices"
+    listing = Listing("/v1/invoices", "invoice", serialize_invoice)
 
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = filter_by_params(
@@ -34,9 +35,7 @@ class InvoiceCollection(ApiView):
             status=OneOf("status", Invoice.Status.values),
             collection_method=OneOf("collection_method", Subscription.CollectionMethod.values),
         )
-        return paginate(
-            queryset, params, url="/v1/invoices", resource="invoice", serialize=serialize_invoice
-        )
+        return self.listing.page(queryset, params)
 
     def post(self, request, params: Params) -> dict[str, Any]:
         customer = customer_param(params)

@@ -7,10 +7,10 @@ from typing import Any
 from billing_site.api.base import (
     ApiError,
     ApiView,
+    Listing,
     api_actor,
     get_by_param,
     get_by_public_id,
-    paginate,
 )
 from billing_site.api.lists import filter_by_params
 from billing_site.api.params import Params
@@ -79,6 +79,7 @@ def _read_quantity_changes(
 
 class SubscriptionCollection(ApiView):
     resource = "subscriptions"
+    listing = Listing("/v1/subscriptions", "subscription", serialize_subscription)
 
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = filter_by_params(
@@ -91,13 +92,7 @@ class SubscriptionCollection(ApiView):
         elif not status:
             queryset = queryset.exclude(status=Subscription.Status.CANCELED)
         queryset = filter_by_params(queryset, params, price="items__price__public_id")
-        return paginate(
-            queryset,
-            params,
-            url="/v1/subscriptions",
-            resource="subscription",
-            serialize=serialize_subscription,
-        )
+        return self.listing.page(queryset, params)
 
     def post(self, request, params: Params) -> dict[str, Any]:
         customer = customer_param(params)
@@ -154,16 +149,12 @@ class SubscriptionDetail(ApiView):
 
 class SubscriptionItemCollection(ApiView):
     resource = "subscriptions"
+    listing = Listing("/v1/subscription_items", "subscription_item", serialize_subscription_item)
 
     def get(self, request, params: Params) -> dict[str, Any]:
         subscription_id = params.string("subscription", required=True)
-        return paginate(
-            subscription_items_to_serialize().filter(subscription__public_id=subscription_id),
-            params,
-            url="/v1/subscription_items",
-            resource="subscription_item",
-            serialize=serialize_subscription_item,
-        )
+        items = subscription_items_to_serialize().filter(subscription__public_id=subscription_id)
+        return self.listing.page(items, params)
 
 
 class SubscriptionItemDetail(ApiView):

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import QuerySet
 
-from billing_site.api.base import ApiView, get_by_public_id, paginate
+from billing_site.api.base import ApiView, Listing, get_by_public_id
 from billing_site.api.params import Params
 from billing_site.clock import to_unix
 from invoicing import services, tasks
@@ -21,15 +21,12 @@ def live_test_clocks() -> QuerySet[TestClock]:
 
 class TestClockCollection(ApiView):
     resource = "test_clocks"
+    listing = Listing(
+        "/v1/test_helpers/test_clocks", "test_helpers.test_clock", serialize_test_clock
+    )
 
     def get(self, request, params: Params) -> dict[str, Any]:
-        return paginate(
-            live_test_clocks(),
-            params,
-            url="/v1/test_helpers/test_clocks",
-            resource="test_helpers.test_clock",
-            serialize=serialize_test_clock,
-        )
+        return self.listing.page(live_test_clocks(), params)
 
     def post(self, request, params: Params) -> dict[str, Any]:
         test_clock = services.test_clock_create(

@@ -12,7 +12,7 @@ import pytest
 from django.db import DataError, OperationalError
 from django.urls import resolve
 
-from billing_site.api.base import mask_secret
+from billing_site.api.auth import mask_secret
 from billing_site.api.params import MAX_FORM_FIELDS, decode_form
 from invoicing.models import Customer
 
