@@ -10,7 +10,15 @@ from django.http import HttpRequest
 from django.utils.cache import add_never_cache_headers
 
 from billing_site import key_permissions, services
-from billing_site.admin_kit import ConfirmedAction, confirm_action, page_context, render, utc_label
+from billing_site.admin_kit import (
+    AddFormMixin,
+    ConfirmedAction,
+    confirm_action,
+    page_context,
+    render,
+    utc_label,
+)
+from billing_site.events import admin as _events_admin  # noqa: F401 (registers its pages)
 from billing_site.models import ApiKey
 
 admin.site.site_header = "Billing back office"
@@ -127,7 +135,7 @@ REVOCATION_EXPLAINED = (
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AddFormMixin, admin.ModelAdmin):
     """API keys: add one (its secret is shown once, on the page that answers the POST, and
     never stored or put in a cookie), or revoke keys through a confirmation page."""
 
@@ -142,6 +150,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "last_used_at",
         "revoked_at",
     ]
+    add_form = ApiKeyAddForm
     actions = ["revoke_keys"]
 
     @admin.display(description="Access")
@@ -149,15 +158,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return key_permissions.describe(obj.permissions)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            kwargs["form"] = ApiKeyAddForm
         form = super().get_form(request, obj, change=change, **kwargs)
         if obj is None:
             form.can_create_full_access = request.user.is_superuser
         return form
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.readonly_fields if obj is not None else []
 
     def get_fieldsets(self, request, obj=None):
         if obj is not None:

@@ -1,11 +1,12 @@
 """The admin kit: what every app's admin pages share. Plumbing only: it imports no app.
 
-* Forms: :class:`UTCDateTimeField`, :data:`COMMON_CURRENCIES` (the currency suggestions) and
-  :func:`add_billing_error` (a service's error next to the field it names).
+* Forms: :class:`UTCDateTimeField`, :data:`COMMON_CURRENCIES` (the currency suggestions),
+  :func:`add_billing_error` (a service's error next to the field it names) and
+  :class:`AddFormMixin` (an add page with its own form, like Django's ``UserAdmin``).
 * Custom pages (registered through ``ModelAdmin.get_urls``): :func:`custom_page_urls`,
   :func:`object_page` (a page about one object: permission, lookup, the missing-object
-  redirect), :func:`page_context`, :func:`render`, :func:`admin_form`, :func:`change_url`,
-  :func:`change_link`.
+  redirect), :func:`page_context` (and :func:`form_page_context` for a page around one form),
+  :func:`render`, :func:`admin_form`, :func:`change_url`, :func:`change_link`.
 * Wizards preview, then commit (STYLE.md rule 15): :func:`dry_run` runs the real services and
   rolls everything back, so a preview shows exactly what the confirm step will write and refuses
   what it would refuse; :func:`carried_fields` carries the submitted form through the preview
@@ -42,6 +43,7 @@ from billing_site.errors import BillingError
 
 __all__ = [
     "COMMON_CURRENCIES",
+    "AddFormMixin",
     "UTCDateTimeField",
     "actor",
     "add_billing_error",
@@ -53,6 +55,7 @@ __all__ = [
     "confirm_action",
     "custom_page_urls",
     "dry_run",
+    "form_page_context",
     "object_page",
     "page_context",
     "render",
@@ -94,6 +97,31 @@ def add_billing_error(
         form.add_error(None, error.message)
 
 
+class AddFormMixin:
+    """For a ModelAdmin whose add page has its own form, ``add_form`` (as Django's ``UserAdmin``
+    does): the fields a row is created with, which its service takes, none read-only unless
+    ``add_readonly_fields`` says so. The change page is the admin's own (``fields``,
+    ``readonly_fields``)."""
+
+    add_form: type[forms.BaseForm]
+    add_readonly_fields: Sequence[str] = ()
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, change=change, **kwargs)  # type: ignore[misc]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return self.add_form.Meta.fields  # type: ignore[attr-defined]
+        return super().get_fields(request, obj)  # type: ignore[misc]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self.add_readonly_fields
+        return super().get_readonly_fields(request, obj)  # type: ignore[misc]
+
+
 # --- Custom pages ----------------------------------------------------------------------------
 
 
@@ -112,25 +140,31 @@ def custom_page_urls(model_admin, pages: Iterable[tuple[str, Callable, str]]) ->
     ]
 
 
-def object_page(permitted: Callable[..., bool]):
+def object_page(permission: str, *, actions: Mapping[str, Any] | None = None):
     """Decorates the view of a custom page about one object (a ``<path:object_id>/...`` URL).
 
-    The view is called as ``view(model_admin, request, obj, *args)``. Before it, a user that
-    ``permitted(model_admin, request, *args)`` refuses gets a 403, and an id that names no object
-    gets what Django's own change page gives: back to the list, with a message.
+    A user without the permission (``model_admin.has_<permission>_permission(request)``, the
+    convention of ``@admin.action(permissions=...)``) gets a 403, and an id that names no
+    object gets what Django's own change page gives: the admin index, with a message. The
+    view is called as ``view(model_admin, request, obj)``.
+
+    With ``actions``, the URL also names one of them by its slug (``<slug:slug>``): an unknown
+    slug is a 403 too, and the view gets the action as a fourth argument.
     """
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
-        def page(model_admin, request: HttpRequest, object_id: str, *args: Any) -> HttpResponse:
-            if not permitted(model_admin, request, *args):
+        def page(model_admin, request: HttpRequest, object_id: str, *slug: str) -> HttpResponse:
+            chosen = [] if actions is None else [actions.get(slug[0])]
+            allowed = getattr(model_admin, f"has_{permission}_permission")(request)
+            if None in chosen or not allowed:
                 raise PermissionDenied
             obj = model_admin.get_object(request, unquote(object_id))
             if obj is None:
                 return model_admin._get_obj_does_not_exist_redirect(
                     request, model_admin.opts, object_id
                 )
-            return view(model_admin, request, obj, *args)
+            return view(model_admin, request, obj, *chosen)
 
         return page
 
@@ -150,6 +184,30 @@ def page_context(model_admin, request: HttpRequest, *, title: str, **extra: Any)
         "media": model_admin.media,
         **extra,
     }
+
+
+def form_page_context(
+    model_admin,
+    request: HttpRequest,
+    form: forms.Form,
+    fieldsets: list | None = None,
+    *,
+    title: str,
+    **extra: Any,
+) -> dict:
+    """`page_context` for a page around one form (``admin/custom_form_page.html``): the form,
+    drawn with the admin's fieldsets (`admin_form`), its error list and its media."""
+    adminform = admin_form(form, fieldsets)
+    return page_context(
+        model_admin,
+        request,
+        title=title,
+        form=form,
+        adminform=adminform,
+        errors=helpers.AdminErrorList(form, []),
+        media=model_admin.media + adminform.media,
+        **extra,
+    )
 
 
 def render(model_admin, request: HttpRequest, template: str, context: dict) -> TemplateResponse:

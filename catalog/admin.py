@@ -15,12 +15,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
@@ -112,6 +113,44 @@ def _price_block(form: PriceForm, index: int | str) -> _PriceBlock:
     )
 
 
+# --- Archiving: products and prices alike -----------------------------------------------------
+
+
+def _archiving(noun: str, *, explanation: str, columns, cells, archive) -> ConfirmedAction:
+    """The confirmation page of "Archive selected products/prices": rows already archived are
+    listed but left alone."""
+    return ConfirmedAction(
+        action=f"archive_{noun}s",
+        verb="Archive",
+        done="Archived",
+        explanation=explanation,
+        columns=columns,
+        cells=cells,
+        refusal=lambda obj: None if obj.active else "already archived.",
+        service=archive,
+        noun=(noun, f"{noun}s"),
+    )
+
+
+def _unarchive_action(noun: str, unarchive: Callable[[Any], Any]):
+    """The admin action "Unarchive selected products/prices": the archived ones among them, each
+    through the service."""
+
+    @admin.action(description=f"Unarchive selected {noun}s", permissions=["change"])
+    def action(model_admin, request: HttpRequest, queryset) -> None:
+        call_for_each(
+            model_admin,
+            request,
+            queryset.filter(active=False),
+            unarchive,
+            log=lambda obj: "Unarchived.",
+            summary=lambda count: f"Unarchived {count} {noun}(s).",
+        )
+
+    action.__name__ = f"unarchive_{noun}s"
+    return action
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     form = ProductChangeForm
@@ -181,36 +220,21 @@ class ProductAdmin(admin.ModelAdmin):
 
     @admin.action(description="Archive selected products…", permissions=["change"])
     def archive_products(self, request: HttpRequest, queryset):
-        return confirm_action(
-            self,
-            request,
-            queryset,
-            ConfirmedAction(
-                action="archive_products",
-                verb="Archive",
-                done="Archived",
-                explanation=PRODUCT_ARCHIVING_EXPLAINED,
-                columns=["Product", "Prices"],
-                cells=lambda product: [
-                    f"{product.name} ({product.public_id})",
-                    f"{product.price_count} price{'' if product.price_count == 1 else 's'}",
-                ],
-                refusal=lambda product: None if product.active else "already archived.",
-                service=lambda product: services.product_update(product=product, active=False),
-                noun=("product", "products"),
-            ),
+        archiving = _archiving(
+            "product",
+            explanation=PRODUCT_ARCHIVING_EXPLAINED,
+            columns=["Product", "Prices"],
+            cells=lambda product: [
+                f"{product.name} ({product.public_id})",
+                f"{product.price_count} price{'' if product.price_count == 1 else 's'}",
+            ],
+            archive=lambda product: services.product_update(product=product, active=False),
         )
+        return confirm_action(self, request, queryset, archiving)
 
-    @admin.action(description="Unarchive selected products", permissions=["change"])
-    def unarchive_products(self, request: HttpRequest, queryset) -> None:
-        call_for_each(
-            self,
-            request,
-            queryset.filter(active=False),
-            lambda product: services.product_update(product=product, active=True),
-            log=lambda product: "Unarchived.",
-            summary=lambda count: f"Unarchived {count} product(s).",
-        )
+    unarchive_products = _unarchive_action(
+        "product", lambda product: services.product_update(product=product, active=True)
+    )
 
     # --- the create-product flow -----------------------------------------------------------
 
@@ -458,21 +482,9 @@ class PriceAdmin(admin.ModelAdmin):
             },
         ),
     ]
-    # Everything but nickname, lookup key, metadata and active (services.PRICE_MUTABLE_FIELDS).
+    # Everything but what the price service lets change (nickname, lookup key, metadata, active).
     readonly_fields = [
-        "public_id",
-        "product",
-        "terms_in_words",
-        "currency",
-        "type",
-        "billing_period",
-        "recurring_usage_type",
-        "meter",
-        "billing_scheme",
-        "tiers_mode",
-        "unit_amount",
-        "package",
-        "created_at",
+        name for name in flatten_fieldsets(fieldsets) if name not in services.PRICE_MUTABLE_FIELDS
     ]
 
     class Media:
@@ -535,37 +547,22 @@ class PriceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Archive selected prices…", permissions=["change"])
     def archive_prices(self, request: HttpRequest, queryset):
-        return confirm_action(
-            self,
-            request,
-            queryset.select_related("product"),
-            ConfirmedAction(
-                action="archive_prices",
-                verb="Archive",
-                done="Archived",
-                explanation=PRICE_ARCHIVING_EXPLAINED,
-                columns=["Price", "Product", "Terms"],
-                cells=lambda price: [
-                    f"{price.display_name} ({price.public_id})",
-                    price.product.name,
-                    describe_price_terms_short(price.terms, price.currency),
-                ],
-                refusal=lambda price: None if price.active else "already archived.",
-                service=lambda price: services.price_archive(price=price),
-                noun=("price", "prices"),
-            ),
+        archiving = _archiving(
+            "price",
+            explanation=PRICE_ARCHIVING_EXPLAINED,
+            columns=["Price", "Product", "Terms"],
+            cells=lambda price: [
+                f"{price.display_name} ({price.public_id})",
+                price.product.name,
+                describe_price_terms_short(price.terms, price.currency),
+            ],
+            archive=lambda price: services.price_archive(price=price),
         )
+        return confirm_action(self, request, queryset.select_related("product"), archiving)
 
-    @admin.action(description="Unarchive selected prices", permissions=["change"])
-    def unarchive_prices(self, request: HttpRequest, queryset) -> None:
-        call_for_each(
-            self,
-            request,
-            queryset.filter(active=False),
-            lambda price: services.price_update(price=price, active=True),
-            log=lambda price: "Unarchived.",
-            summary=lambda count: f"Unarchived {count} price(s).",
-        )
+    unarchive_prices = _unarchive_action(
+        "price", lambda price: services.price_update(price=price, active=True)
+    )
 
 
 PRODUCT_ARCHIVING_EXPLAINED = (

@@ -20,6 +20,7 @@ from moneyed import Currency, CurrencyDoesNotExist, Money, get_currency
 __all__ = [
     "UnknownCurrency",
     "currency_exponent",
+    "exact_decimal",
     "format_minor_units",
     "from_minor_units",
     "round_to_minor_unit",
@@ -57,14 +58,16 @@ def currency_exponent(currency: str) -> int:
     return exponent
 
 
-def _as_decimal(amount: Decimal | int, what: str) -> Decimal:
+def exact_decimal(value: Decimal | int, what: str) -> Decimal:
+    """`value` as a finite Decimal, for the money math and the rating engine alike; `what`
+    names it in the error."""
     # bool is an int subclass and float is inexact: both are bugs when they reach money code.
-    if isinstance(amount, bool) or not isinstance(amount, Decimal | int):
-        raise TypeError(f"{what} must be a Decimal or an int, not {type(amount).__name__}.")
-    amount = Decimal(amount)
-    if not amount.is_finite():
-        raise ValueError(f"{what} must be a finite number, got {amount}.")
-    return amount
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise TypeError(f"{what} must be a Decimal or an int, not {type(value).__name__}.")
+    value = Decimal(value)
+    if not value.is_finite():
+        raise ValueError(f"{what} must be a finite number, got {value}.")
+    return value
 
 
 def _shift(amount: Decimal, places: int) -> Decimal:
@@ -90,7 +93,7 @@ def round_to_minor_unit(amount: Decimal | int) -> int:
     away from zero (1.5 cents -> 2, -1.5 cents -> -2; 2.5 yen -> 3), which is what a
     billing team means by "half up" and what ``ROUND_HALF_UP`` does.
     """
-    amount = _as_decimal(amount, "amount")
+    amount = exact_decimal(amount, "amount")
     # to_integral_value, unlike quantize, cannot fail on a long integer part.
     return int(amount.to_integral_value(rounding=ROUND_HALF_UP))
 
@@ -98,19 +101,19 @@ def round_to_minor_unit(amount: Decimal | int) -> int:
 def to_minor_units(money: Money) -> Decimal:
     """Exact amount of ``money`` in minor units: 1.50 USD -> 150, 0.001 USD -> 0.1."""
     exponent = currency_exponent(money.currency.code)
-    return _shift(_as_decimal(money.amount, "money.amount"), exponent)
+    return _shift(exact_decimal(money.amount, "money.amount"), exponent)
 
 
 def from_minor_units(amount: Decimal | int, currency: str) -> Money:
     """Exact inverse of :func:`to_minor_units`: 150 USD -> Money("1.50", "USD")."""
     exponent = currency_exponent(currency)
-    return Money(_shift(_as_decimal(amount, "amount"), -exponent), currency.upper())
+    return Money(_shift(exact_decimal(amount, "amount"), -exponent), currency.upper())
 
 
 def significant_decimal_places(amount: Decimal) -> int:
     """Decimal places an amount needs, ignoring trailing zeros: Decimal("0.100") -> 1."""
     # normalize() would answer this too, but it rounds to the context precision.
-    _sign, digits, exponent = _as_decimal(amount, "amount").as_tuple()
+    _sign, digits, exponent = exact_decimal(amount, "amount").as_tuple()
     assert isinstance(exponent, int)  # finite: checked by _as_decimal
     if not any(digits):
         return 0
@@ -126,7 +129,7 @@ def format_minor_units(amount: Decimal | int, currency: str) -> str:
     Decimal("0.1") USD -> "0.001 USD", 500 JPY -> "500 JPY".
     """
     exponent = currency_exponent(currency)
-    major = _shift(_as_decimal(amount, "amount"), -exponent)
+    major = _shift(exact_decimal(amount, "amount"), -exponent)
     if major.is_zero():
         major = major.copy_abs()  # a "-0.00 USD" would only confuse
     places = max(exponent, significant_decimal_places(major))

@@ -22,6 +22,8 @@ from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation,
 from decimal import localcontext as _localcontext
 from itertools import pairwise
 
+from catalog.money import exact_decimal
+
 __all__ = [
     "BILLING_SCHEMES",
     "ROUNDING_MODES",
@@ -47,18 +49,8 @@ _ZERO = Decimal(0)
 _EXACT = Context(prec=80, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
 
 
-def _decimal(value: Decimal | int, what: str) -> Decimal:
-    # bool is an int subclass and float is inexact: both are bugs when they reach here.
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise TypeError(f"{what} must be a Decimal or an int, not {type(value).__name__}.")
-    value = Decimal(value)
-    if not value.is_finite():
-        raise ValueError(f"{what} must be a finite number, got {value}.")
-    return value
-
-
 def _non_negative(value: Decimal | int, what: str) -> Decimal:
-    value = _decimal(value, what)
+    value = exact_decimal(value, what)
     if value < 0:
         raise ValueError(f"{what} must not be negative, got {value}.")
     return value
@@ -78,7 +70,7 @@ class Tier:
     def __post_init__(self) -> None:
         # Accept ints for convenience but store Decimals, so breakdowns have one type.
         if self.up_to is not None:
-            up_to = _decimal(self.up_to, "Tier up_to")
+            up_to = exact_decimal(self.up_to, "Tier up_to")
             if up_to <= 0:
                 raise ValueError(f"Tier up_to must be greater than 0, got {up_to}.")
             object.__setattr__(self, "up_to", up_to)
@@ -197,7 +189,7 @@ def rate(terms: PriceTerms, quantity: Decimal | int) -> Rating:
     a flat fee on the first tier works as a minimum or platform fee for the period, usage
     or not. Under per_unit pricing, 0 units cost 0.
     """
-    quantity = _decimal(quantity, "quantity")
+    quantity = exact_decimal(quantity, "quantity")
     if quantity < 0:
         raise ValueError(
             f"Cannot rate a negative quantity ({quantity}); clamp negative usage to 0 first."
@@ -220,6 +212,16 @@ def _charge(tier: int | None, units: Decimal, unit_amount: Decimal, flat: Decima
     )
 
 
+def _one_charge(quantity: Decimal, charge: TierCharge) -> Rating:
+    """A rating that is one charge (per unit, or the one tier of a volume price)."""
+    return Rating(
+        quantity=quantity,
+        billable_quantity=charge.units,
+        amount=charge.subtotal,
+        breakdown=(charge,),
+    )
+
+
 def _packages(quantity: Decimal, transform: TransformQuantity) -> Decimal:
     # Floor division and remainder are exact; quantity / divide_by might not be.
     whole, remainder = divmod(quantity, Decimal(transform.divide_by))
@@ -233,13 +235,7 @@ def _rate_per_unit(terms: PriceTerms, quantity: Decimal) -> Rating:
     billable = quantity
     if terms.transform_quantity is not None:
         billable = _packages(quantity, terms.transform_quantity)
-    charge = _charge(None, billable, terms.unit_amount, _ZERO)
-    return Rating(
-        quantity=quantity,
-        billable_quantity=billable,
-        amount=charge.subtotal,
-        breakdown=(charge,),
-    )
+    return _one_charge(quantity, _charge(None, billable, terms.unit_amount, _ZERO))
 
 
 def _rate_volume(terms: PriceTerms, quantity: Decimal) -> Rating:
@@ -249,13 +245,7 @@ def _rate_volume(terms: PriceTerms, quantity: Decimal) -> Rating:
         for number, tier in enumerate(terms.tiers, start=1)
         if tier.up_to is None or quantity <= tier.up_to
     )
-    charge = _charge(number, quantity, tier.unit_amount, tier.flat_amount)
-    return Rating(
-        quantity=quantity,
-        billable_quantity=quantity,
-        amount=charge.subtotal,
-        breakdown=(charge,),
-    )
+    return _one_charge(quantity, _charge(number, quantity, tier.unit_amount, tier.flat_amount))
 
 
 def _rate_graduated(terms: PriceTerms, quantity: Decimal) -> Rating:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -80,45 +81,40 @@ def build_price_terms(
             f"billing_scheme must be 'per_unit' or 'tiered', got {_shown(billing_scheme)}.",
             param="billing_scheme",
         )
-    if scheme == "per_unit":
-        return _build_per_unit(
-            unit_amount=unit_amount,
-            unit_amount_decimal=unit_amount_decimal,
-            tiers_mode=tiers_mode,
-            tiers=tiers,
-            transform_quantity=transform_quantity,
-        )
-    return _build_tiered(
-        unit_amount=unit_amount,
-        unit_amount_decimal=unit_amount_decimal,
-        tiers_mode=tiers_mode,
-        tiers=tiers,
-        transform_quantity=transform_quantity,
-    )
+    given = _Given(unit_amount, unit_amount_decimal, tiers_mode, tiers, transform_quantity)
+    return _build_per_unit(given) if scheme == "per_unit" else _build_tiered(given)
 
 
-def _build_per_unit(
-    *,
-    unit_amount: Any,
-    unit_amount_decimal: Any,
-    tiers_mode: Any,
-    tiers: Any,
-    transform_quantity: Any,
-) -> PriceTerms:
-    if tiers_mode is not None:
+@dataclass(frozen=True)
+class _Given:
+    """The terms' parameters as given (None: not given); each scheme refuses the others'."""
+
+    unit_amount: Any
+    unit_amount_decimal: Any
+    tiers_mode: Any
+    tiers: Any
+    transform_quantity: Any
+
+
+def _build_per_unit(given: _Given) -> PriceTerms:
+    if given.tiers_mode is not None:
         raise InvalidPriceTerms(
             "tiers_mode only applies to tiered prices; "
             "set billing_scheme to 'tiered' or leave tiers_mode out.",
             param="tiers_mode",
         )
     # An empty list carries no terms (a form with no tier rows), so only real tiers clash.
-    if tiers not in (None, [], ()):
+    if given.tiers not in (None, [], ()):
         raise InvalidPriceTerms(
             "tiers only apply to tiered prices; set billing_scheme to 'tiered' or leave tiers out.",
             param="tiers",
         )
     amount = _one_amount(
-        unit_amount, unit_amount_decimal, field="unit_amount", param=_top_param, prefix=""
+        given.unit_amount,
+        given.unit_amount_decimal,
+        field="unit_amount",
+        param=_top_param,
+        prefix="",
     )
     if amount is None:
         raise InvalidPriceTerms(
@@ -129,21 +125,14 @@ def _build_per_unit(
     return PriceTerms(
         billing_scheme="per_unit",
         unit_amount=amount,
-        transform_quantity=_transform_quantity(transform_quantity),
+        transform_quantity=_transform_quantity(given.transform_quantity),
     )
 
 
-def _build_tiered(
-    *,
-    unit_amount: Any,
-    unit_amount_decimal: Any,
-    tiers_mode: Any,
-    tiers: Any,
-    transform_quantity: Any,
-) -> PriceTerms:
+def _build_tiered(given: _Given) -> PriceTerms:
     for name, value in (
-        ("unit_amount", unit_amount),
-        ("unit_amount_decimal", unit_amount_decimal),
+        ("unit_amount", given.unit_amount),
+        ("unit_amount_decimal", given.unit_amount_decimal),
     ):
         if value is not None:
             raise InvalidPriceTerms(
@@ -151,38 +140,40 @@ def _build_tiered(
                 "set the unit amount on each tier instead.",
                 param=name,
             )
-    if transform_quantity is not None:
+    if given.transform_quantity is not None:
         raise InvalidPriceTerms(
             "transform_quantity cannot be combined with tiered pricing; "
             "use billing_scheme 'per_unit' for package pricing.",
             param="transform_quantity",
         )
-    if tiers_mode is None:
+    if given.tiers_mode is None:
         raise InvalidPriceTerms(
             "tiers_mode is required for a tiered price: 'graduated' or 'volume'.",
             param="tiers_mode",
         )
-    if tiers_mode not in TIERS_MODES:
+    if given.tiers_mode not in TIERS_MODES:
         raise InvalidPriceTerms(
-            f"tiers_mode must be 'graduated' or 'volume', got {_shown(tiers_mode)}.",
+            f"tiers_mode must be 'graduated' or 'volume', got {_shown(given.tiers_mode)}.",
             param="tiers_mode",
         )
-    if tiers is None or (isinstance(tiers, list | tuple) and not tiers):
+    if given.tiers is None or (isinstance(given.tiers, list | tuple) and not given.tiers):
         raise InvalidPriceTerms(
             "A tiered price needs at least one tier, and the last tier must have up_to 'inf'.",
             param="tiers",
         )
-    if not isinstance(tiers, list | tuple):
+    if not isinstance(given.tiers, list | tuple):
         raise InvalidPriceTerms(
-            f"tiers must be a list of tier objects, got {type(tiers).__name__}.", param="tiers"
+            f"tiers must be a list of tier objects, got {type(given.tiers).__name__}.",
+            param="tiers",
         )
+    tiers = given.tiers
     parsed: list[Tier] = []
     previous_up_to: int | None = None
     for index, raw in enumerate(tiers):
         tier = _tier(raw, index=index, is_last=index == len(tiers) - 1, previous=previous_up_to)
         parsed.append(tier)
         previous_up_to = None if tier.up_to is None else int(tier.up_to)
-    return PriceTerms(billing_scheme="tiered", tiers_mode=tiers_mode, tiers=tuple(parsed))
+    return PriceTerms(billing_scheme="tiered", tiers_mode=given.tiers_mode, tiers=tuple(parsed))
 
 
 def _tier(raw: Any, *, index: int, is_last: bool, previous: int | None) -> Tier:

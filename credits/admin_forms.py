@@ -25,6 +25,7 @@ from moneyed import Money
 
 from billing_site.admin_kit import UTCDateTimeField, add_billing_error
 from billing_site.errors import BillingError
+from catalog.admin_forms.currency import CurrencyField
 from catalog.describe import price_summary
 from catalog.models import Price
 from catalog.money import currency_exponent, to_minor_units
@@ -74,11 +75,8 @@ class CreditGrantForm(forms.Form):
         widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "120000.00"}),
         help_text="In major units (dollars, not cents).",
     )
-    currency = forms.CharField(
-        max_length=3,
-        initial="USD",
-        widget=forms.TextInput(attrs={"list": "currency-codes", "size": 5}),
-        help_text="Three-letter ISO code. Credits only pay invoices in this currency.",
+    currency = CurrencyField(
+        help_text="Three-letter ISO code. Credits only pay invoices in this currency."
     )
     category = forms.ChoiceField(
         choices=CreditGrant.Category.choices,
@@ -173,12 +171,6 @@ class CreditGrantForm(forms.Form):
             (name, {"fields": [field for field in options["fields"] if field in self.fields]})
             for name, options in self.fieldsets
         ]
-
-    def clean_currency(self) -> str:
-        try:
-            return validate_currency(self.cleaned_data["currency"])
-        except BillingError as error:
-            raise forms.ValidationError(error.message) from None
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

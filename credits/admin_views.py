@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -29,6 +28,7 @@ from billing_site.admin_kit import (
     actor,
     change_url,
     dry_run,
+    form_page_context,
     object_page,
     page_context,
     render,
@@ -76,16 +76,14 @@ def credit_grant_form_view(
                 return HttpResponseRedirect(change_url(grant))
     else:
         form = CreditGrantForm(initial=initial, admin_site=site, customer=fixed_customer)
-    adminform = helpers.AdminForm(form, form.fieldset_layout, {})
-    context = page_context(
+    context = form_page_context(
         model_admin,
         request,
+        form,
+        form.fieldset_layout,
         title=title,
         page_label=page_label,
         original=original,
-        form=form,
-        adminform=adminform,
-        errors=helpers.AdminErrorList(form, []),
         fixed_customer=fixed_customer,
         source_invoice=source_invoice,
         source_invoice_total=(
@@ -99,7 +97,6 @@ def credit_grant_form_view(
             else []
         ),
         currency_codes=COMMON_CURRENCIES,
-        media=model_admin.media + adminform.media,
     )
     return render(model_admin, request, "admin/credits/creditgrant/grant_form.html", context)
 
@@ -174,16 +171,11 @@ GRANT_ACTIONS: dict[str, GrantAction] = {
 }
 
 
-def _may_act(model_admin, request: HttpRequest, slug: str) -> bool:
-    return slug in GRANT_ACTIONS and model_admin.has_grant_action_permission(request)
-
-
-@object_page(_may_act)
+@object_page("grant_action", actions=GRANT_ACTIONS)
 def credit_grant_action_view(
-    model_admin, request: HttpRequest, grant: CreditGrant, slug: str
+    model_admin, request: HttpRequest, grant: CreditGrant, action: GrantAction
 ) -> HttpResponse:
     """A confirmation page (GET), then the change (POST with post=yes)."""
-    action = GRANT_ACTIONS[slug]
     back = HttpResponseRedirect(change_url(grant))
     at = grant.customer.billing_now()
     remaining = services.grant_balances([grant.pk]).get(grant.pk, 0)

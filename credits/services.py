@@ -18,6 +18,7 @@ from billing_site import clock
 from billing_site.errors import BillingError
 from billing_site.events.recording import record_event, record_update, snapshot
 from billing_site.limits import check_amount, check_time
+from billing_site.model_update import model_update
 from catalog.models import Price
 from credits.errors import ErrorCode as CreditsErrorCode
 from credits.models import CreditBalanceTransaction, CreditGrant, CreditGrantEvent
@@ -394,6 +395,30 @@ def _debit_remaining(grant: CreditGrant, reason: str, at: dt.datetime) -> int:
     return remaining
 
 
+def _end_grant(
+    grant: CreditGrant,
+    *,
+    reason: str,
+    debit_at: dt.datetime,
+    changes: dict[str, dt.datetime],
+    action: str,
+    actor: str,
+    at: dt.datetime,
+    note: str = "",
+) -> CreditGrant:
+    """End a locked grant: debit what remains of it (effective `debit_at`), set `changes` (when
+    it was voided or expired), and record both. Voiding, expiring now and expiry when due all
+    end a grant this one way."""
+    before = snapshot(grant)
+    debited = _debit_remaining(grant, reason, debit_at)
+    model_update(
+        instance=grant, fields=[*changes, "updated_at"], data={**changes, "updated_at": at}
+    )
+    _record(grant, action, actor, at, f"{debited} debited{note}")
+    record_update("billing.credit_grant.updated", grant, before)
+    return grant
+
+
 @transaction.atomic
 def credit_grant_void(
     *, grant: CreditGrant, at: dt.datetime | None = None, actor: str = "api"
@@ -404,14 +429,15 @@ def credit_grant_void(
         raise BillingError(
             f"Credit grant {grant.public_id} is already voided.", code=CreditsErrorCode.GRANT_VOIDED
         )
-    before = snapshot(grant)
-    debited = _debit_remaining(grant, T.Reason.CREDITS_VOIDED, at)
-    grant.voided_at = at
-    grant.updated_at = at
-    grant.save(update_fields=["voided_at", "updated_at"])
-    _record(grant, CreditGrantEvent.Action.VOIDED, actor, at, f"{debited} debited")
-    record_update("billing.credit_grant.updated", grant, before)
-    return grant
+    return _end_grant(
+        grant,
+        reason=T.Reason.CREDITS_VOIDED,
+        debit_at=at,
+        changes={"voided_at": at},
+        action=CreditGrantEvent.Action.VOIDED,
+        actor=actor,
+        at=at,
+    )
 
 
 @transaction.atomic
@@ -428,15 +454,16 @@ def credit_grant_expire(
         )
     if grant.expired_at is not None:
         raise BillingError(f"Credit grant {grant.public_id} has already expired.")
-    before = snapshot(grant)
-    debited = _debit_remaining(grant, T.Reason.CREDITS_EXPIRED, at)
-    grant.expires_at = min(grant.expires_at or at, at)
-    grant.expired_at = at
-    grant.updated_at = at
-    grant.save(update_fields=["expires_at", "expired_at", "updated_at"])
-    _record(grant, CreditGrantEvent.Action.EXPIRED, actor, at, f"{debited} debited, expired now")
-    record_update("billing.credit_grant.updated", grant, before)
-    return grant
+    return _end_grant(
+        grant,
+        reason=T.Reason.CREDITS_EXPIRED,
+        debit_at=at,
+        changes={"expires_at": min(grant.expires_at or at, at), "expired_at": at},
+        action=CreditGrantEvent.Action.EXPIRED,
+        actor=actor,
+        at=at,
+        note=", expired now",
+    )
 
 
 @transaction.atomic
@@ -496,13 +523,15 @@ def credit_grants_expire_due(
             grant = _lock_grant(CreditGrant(pk=grant_id, customer_id=_customer_of(grant_id)))
             if grant.expired_at is not None or grant.voided_at is not None:
                 continue
-            before = snapshot(grant)
-            debited = _debit_remaining(grant, T.Reason.CREDITS_EXPIRED, grant.expires_at)
-            grant.expired_at = grant.expires_at
-            grant.updated_at = at
-            grant.save(update_fields=["expired_at", "updated_at"])
-            _record(grant, CreditGrantEvent.Action.EXPIRED, "billing run", at, f"{debited} debited")
-            record_update("billing.credit_grant.updated", grant, before)
+            _end_grant(
+                grant,
+                reason=T.Reason.CREDITS_EXPIRED,
+                debit_at=grant.expires_at,
+                changes={"expired_at": grant.expires_at},
+                action=CreditGrantEvent.Action.EXPIRED,
+                actor="billing run",
+                at=at,
+            )
             count += 1
     return count
 

@@ -36,7 +36,13 @@ from django.utils.html import format_html
 
 from billing_site import clock
 from billing_site.admin import add_index_context
-from billing_site.admin_kit import change_link, change_url, custom_page_urls, timestamp_set_filter
+from billing_site.admin_kit import (
+    AddFormMixin,
+    change_link,
+    change_url,
+    custom_page_urls,
+    timestamp_set_filter,
+)
 from billing_site.errors import BillingError
 from catalog.money import format_minor_units
 from invoicing import services
@@ -71,7 +77,7 @@ DeletedFilter = timestamp_set_filter(
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(AddFormMixin, admin.ModelAdmin):
     list_display = ["__str__", "email", "public_id", "test_clock", "created_at", "deleted_at"]
     list_filter = [DeletedFilter, "created_at"]
     list_select_related = ["test_clock"]
@@ -87,6 +93,8 @@ class CustomerAdmin(admin.ModelAdmin):
         "created_at",
         "deleted_at",
     ]
+    # Created with its own form: the test clock is chosen then and never changes.
+    add_form = CustomerAddForm
     date_hierarchy = "created_at"
     actions = ["delete_selected"]
     # The customer page plus a "Portal link" button (extends admin/invoicing/customer/...).
@@ -98,18 +106,6 @@ class CustomerAdmin(admin.ModelAdmin):
 
     def portal_link_view(self, request, object_id):
         return customers.customer_portal_link_view(self, request, object_id)
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            kwargs["form"] = CustomerAddForm
-        return super().get_form(request, obj, change=change, **kwargs)
-
-    def get_fields(self, request, obj=None):
-        return CustomerAddForm.Meta.fields if obj is None else self.fields
-
-    def get_readonly_fields(self, request, obj=None):
-        # The test clock is chosen when the customer is created and never changes.
-        return self.readonly_fields if obj is not None else []
 
     def save_model(self, request, obj, form, change):
         fields = {name: form.cleaned_data[name] for name in ("name", "email", "description")}
@@ -357,6 +353,9 @@ class InvoiceAdmin(admin.ModelAdmin):
     def has_transition_permission(self, request) -> bool:
         return request.user.has_perm("invoicing.change_invoice")
 
+    def has_grant_credits_permission(self, request) -> bool:
+        return request.user.has_perm("credits.add_creditgrant")
+
     def has_delete_permission(self, request, obj=None) -> bool:
         # Only a one-off draft that nobody finalized; a finalized invoice is voided instead.
         if obj is not None and not (
@@ -431,11 +430,13 @@ class InvoiceAdmin(admin.ModelAdmin):
 
 
 @admin.register(TestClock)
-class TestClockAdmin(admin.ModelAdmin):
+class TestClockAdmin(AddFormMixin, admin.ModelAdmin):
     list_display = ["__str__", "public_id", "frozen_time", "status", "customer_count", "created_at"]
     list_filter = ["status", DeletedFilter]
     search_fields = ["name", "public_id"]
     readonly_fields = ["public_id", "name", "frozen_time", "status", "created_at", "deleted_at"]
+    fields = readonly_fields
+    add_form = TestClockAddForm
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).annotate(customer_count=Count("customers"))
@@ -443,17 +444,6 @@ class TestClockAdmin(admin.ModelAdmin):
     def get_urls(self):
         pages = [("<path:object_id>/advance/", self.advance_view, "advance")]
         return custom_page_urls(self, pages) + super().get_urls()
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            kwargs["form"] = TestClockAddForm
-        return super().get_form(request, obj, change=change, **kwargs)
-
-    def get_fields(self, request, obj=None):
-        return TestClockAddForm.Meta.fields if obj is None else self.readonly_fields
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.readonly_fields if obj is not None else []
 
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is not None:

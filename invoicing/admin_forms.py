@@ -18,10 +18,10 @@ from django.forms import formset_factory
 from billing_site.admin_kit import UTCDateTimeField
 from billing_site.errors import BillingError
 from billing_site.limits import check_time
+from catalog.admin_forms.currency import CurrencyField
 from catalog.describe import billing_period_label, describe_price_terms_short, price_summary
 from catalog.models import Price
 from catalog.money import currency_exponent
-from catalog.services import validate_currency
 from invoicing.models import Customer, Invoice, Subscription, TestClock
 from invoicing.services import ItemInput
 
@@ -245,12 +245,7 @@ class InvoiceCustomerForm(forms.Form):
     """Step 1 of "Create invoice": customer, currency and how it is collected."""
 
     customer = LiveCustomerField()
-    currency = forms.CharField(
-        max_length=3,
-        initial="USD",
-        widget=forms.TextInput(attrs={"list": "currency-codes", "size": 5}),
-        help_text="Three-letter ISO code; every line is in this currency.",
-    )
+    currency = CurrencyField(help_text="Three-letter ISO code; every line is in this currency.")
     collection_method = forms.ChoiceField(
         choices=[
             (CollectionMethod.SEND_INVOICE, "Send invoice (the customer pays by the due date)"),
@@ -270,12 +265,6 @@ class InvoiceCustomerForm(forms.Form):
         field = self.fields["customer"]
         field.widget = _customer_widget(Invoice._meta.get_field("customer"), admin_site)
         field.queryset = Customer.objects.live()
-
-    def clean_currency(self) -> str:
-        try:
-            return validate_currency(self.cleaned_data["currency"])
-        except BillingError as error:
-            raise forms.ValidationError(error.message) from None
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

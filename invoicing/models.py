@@ -7,6 +7,7 @@ from django.db import models
 
 from billing_site import clock
 from billing_site.ids import PublicIdField
+from invoicing.periods import Period, next_period
 
 
 class TestClock(models.Model):
@@ -126,6 +127,17 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+    @property
+    def current_period(self) -> Period:
+        return Period(self.current_period_start, self.current_period_end)
+
+    @property
+    def following_period(self) -> Period:
+        """The period after the current one, by calendar arithmetic from the anchor."""
+        return next_period(
+            self.current_period, self.billing_cycle_anchor, self.interval, self.interval_count
+        )
 
 
 class SubscriptionItem(models.Model):

@@ -171,24 +171,27 @@ def invoice_list(request: HttpRequest, customer: Customer) -> HttpResponse:
     )
 
 
-def _customer_invoice(
-    request: HttpRequest, customer: Customer, public_id: str
-) -> Invoice | HttpResponse:
-    invoice = portal.portal_invoice(customer=customer, public_id=public_id)
-    return_url = request.session.get(portal.SESSION_RETURN_URL_KEY)
-    if invoice is None:
-        return error_page(request, "invoice_missing", return_url=return_url, customer=customer)
-    if invoice.status == Invoice.Status.DRAFT:
-        return error_page(request, "invoice_draft", return_url=return_url, customer=customer)
-    return invoice
+def invoice_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A GET page about one of the session customer's finalized invoices (`public_id` in the
+    URL): the view gets the invoice, or the customer gets why not."""
+
+    @require_GET
+    @portal_page
+    @wraps(view)
+    def wrapper(request: HttpRequest, customer: Customer, public_id: str) -> HttpResponse:
+        invoice = portal.portal_invoice(customer=customer, public_id=public_id)
+        return_url = request.session.get(portal.SESSION_RETURN_URL_KEY)
+        if invoice is None:
+            return error_page(request, "invoice_missing", return_url=return_url, customer=customer)
+        if invoice.status == Invoice.Status.DRAFT:
+            return error_page(request, "invoice_draft", return_url=return_url, customer=customer)
+        return view(request, customer, invoice)
+
+    return wrapper
 
 
-@require_GET
-@portal_page
-def invoice_detail(request: HttpRequest, customer: Customer, public_id: str) -> HttpResponse:
-    invoice = _customer_invoice(request, customer, public_id)
-    if isinstance(invoice, HttpResponse):
-        return invoice
+@invoice_page
+def invoice_detail(request: HttpRequest, customer: Customer, invoice: Invoice) -> HttpResponse:
     return _render(
         request,
         "portal/invoice_detail.html",
@@ -198,12 +201,8 @@ def invoice_detail(request: HttpRequest, customer: Customer, public_id: str) -> 
     )
 
 
-@require_GET
-@portal_page
-def invoice_pdf(request: HttpRequest, customer: Customer, public_id: str) -> HttpResponse:
-    invoice = _customer_invoice(request, customer, public_id)
-    if isinstance(invoice, HttpResponse):
-        return invoice
+@invoice_page
+def invoice_pdf(request: HttpRequest, customer: Customer, invoice: Invoice) -> HttpResponse:
     response = HttpResponse(render_invoice_pdf(invoice), content_type="application/pdf")
     response["Content-Disposition"] = content_disposition_header(
         as_attachment=True, filename=pdf_filename(invoice)

@@ -13,8 +13,8 @@ from billing_site.errors import BillingError
 from credits.services import LineToCredit, plan_applications
 from invoicing.errors import ErrorCode as InvoicingErrorCode
 from invoicing.models import Customer, Invoice, InvoiceLineItem, Subscription
-from invoicing.periods import Period, next_period
-from invoicing.services.lines import PlannedLine, plan_items, plan_period_lines, usage_by_item
+from invoicing.periods import Period
+from invoicing.services.lines import PlannedLine, plan_period_close
 from metering.store import BilledPeriod, LateUsageTotal
 from metering.store import late_usage as late_usage_of_periods
 from metering.validation import ACCEPTANCE_WINDOW_PAST
@@ -67,28 +67,15 @@ def invoice_preview(*, customer: Customer, subscription: Subscription) -> Invoic
             code=InvoicingErrorCode.SUBSCRIPTION_CANCELED,
         )
     now = customer.billing_now()
-    current = Period(subscription.current_period_start, subscription.current_period_end)
+    current = subscription.current_period
     usage_end = min(max(now, current.start + dt.timedelta(seconds=1)), current.end)
-    following = next_period(
-        current,
-        subscription.billing_cycle_anchor,
-        subscription.interval,
-        subscription.interval_count,
-    )
-    items = plan_items(subscription)
     preview = InvoicePreview(
         customer=customer,
         subscription=subscription,
         currency=subscription.currency,
         period=current,
         created=now,
-        lines=plan_period_lines(
-            items=items,
-            usage_period=current,
-            usage=usage_by_item(items, customer_id=customer.pk, start=current.start, end=usage_end),
-            fee_period=None if subscription.cancel_at_period_end else following,
-            preview=True,
-        ),
+        lines=plan_period_close(subscription, usage_end=usage_end, preview=True),
     )
     _plan_credits(preview, now)
     return preview

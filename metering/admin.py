@@ -28,14 +28,15 @@ from django.utils.html import format_html
 
 from billing_site import clock
 from billing_site.admin_kit import (
+    AddFormMixin,
     ConfirmedAction,
     actor,
     add_billing_error,
-    admin_form,
     call_for_each,
     change_url,
     confirm_action,
     custom_page_urls,
+    form_page_context,
     page_context,
     render,
     timestamp_set_filter,
@@ -105,7 +106,7 @@ class MeterAddForm(forms.ModelForm):
 
 
 @admin.register(Meter)
-class MeterAdmin(admin.ModelAdmin):
+class MeterAdmin(AddFormMixin, admin.ModelAdmin):
     list_display = [
         "display_name",
         "event_name",
@@ -129,6 +130,10 @@ class MeterAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
+    # After creation only the display name can change.
+    fields = ["display_name", *readonly_fields]
+    add_form = MeterAddForm
+    add_readonly_fields = ["public_id"]
     actions = ["deactivate_meters", "reactivate_meters"]
 
     def get_urls(self):
@@ -136,20 +141,6 @@ class MeterAdmin(admin.ModelAdmin):
             ("<path:object_id>/send-test-event/", self.send_test_event_view, "send_test_event")
         ]
         return custom_page_urls(self, pages) + super().get_urls()
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            kwargs["form"] = MeterAddForm
-        return super().get_form(request, obj, change=change, **kwargs)
-
-    def get_readonly_fields(self, request, obj=None):
-        # After creation only the display name can change.
-        return self.readonly_fields if obj is not None else ["public_id"]
-
-    def get_fields(self, request, obj=None):
-        if obj is None:
-            return MeterAddForm.Meta.fields
-        return ["display_name", *self.readonly_fields]
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -276,15 +267,12 @@ class MeterAdmin(admin.ModelAdmin):
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(change_url(meter))
-        adminform = admin_form(form, [(None, {"fields": list(form.base_fields)})])
-        context = page_context(
+        context = form_page_context(
             self,
             request,
+            form,
+            [(None, {"fields": list(form.base_fields)})],
             title=f"Send a test event to {meter.display_name}",
-            adminform=adminform,
-            form=form,
-            errors=helpers.AdminErrorList(form, []),
-            media=self.media + adminform.media,
             original=meter,
         )
         return render(self, request, "admin/metering/meter/send_test_event.html", context)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from billing_site.api.base import ApiError, ApiView, get_by_public_id, paginate
 from billing_site.api.lists import filter_by_time_range
@@ -13,6 +13,7 @@ from billing_site.api.params import Params
 from billing_site.errors import ErrorCode
 from billing_site.events import endpoints as services
 from billing_site.events.models import Event, WebhookDelivery, WebhookEndpoint
+from billing_site.events.selectors import event_delivery_success
 from billing_site.events.shapes import serialize_event, serialize_webhook_endpoint
 
 MAX_TYPES = 20
@@ -62,13 +63,7 @@ class EventCollection(ApiView):
         queryset = filter_by_time_range(queryset, params, "created", "created_at")
         delivered = params.boolean("delivery_success")
         if delivered is not None:
-            # Stripe: false lists events still pending, or given up, at some endpoint.
-            undelivered = Exists(
-                WebhookDelivery.objects.filter(event=OuterRef("pk")).exclude(
-                    status=WebhookDelivery.Status.SUCCEEDED
-                )
-            )
-            queryset = queryset.filter(~undelivered if delivered else undelivered)
+            queryset = queryset.filter(event_delivery_success(delivered))
         return paginate(
             queryset, params, url="/v1/events", resource="event", serialize=_serialize_event
         )

@@ -5,7 +5,8 @@
 * :mod:`.price_form`: one price of that page, from typed input to a ``PriceInput``;
 * :mod:`.tier_rows`: the tier table as typed; :mod:`.amounts`: major-unit amounts to minor
   units; :mod:`.choices`: pricing models and billing periods;
-* :mod:`.change_forms`: the change pages of existing products and prices.
+* :mod:`.change_forms`: the change pages of existing products and prices;
+* :mod:`.currency`: :class:`CurrencyField`, the currency of the credit grant and invoice forms.
 """
 
 from catalog.admin_forms.amounts import AmountError, major_to_minor_units

@@ -22,6 +22,7 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from dateutil.relativedelta import relativedelta
+from django.conf import settings
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncMonth
 from django.urls import reverse
@@ -30,6 +31,8 @@ from django.utils.safestring import SafeString
 from billing_site import clock
 from billing_site.admin_kit import change_url
 from billing_site.charts import bar_chart_svg
+from billing_site.events.models import WebhookEndpoint
+from billing_site.events.selectors import failing_webhook_endpoints
 from billing_site.formatting import format_value
 from catalog.money import format_minor_units, from_minor_units
 from credits.models import CreditGrant
@@ -42,6 +45,7 @@ from metering.store import event_counts_by_meter, usage_by_window
 
 DRAFTS_LISTED = 5
 GRANTS_LISTED = 5
+WEBHOOK_ENDPOINTS_LISTED = 5
 GRANTS_EXPIRING_WITHIN = dt.timedelta(days=30)
 LATE_USAGE_CAP = 200  # the late usage page lists at most this many rows too
 REVENUE_MONTHS = 6
@@ -122,6 +126,8 @@ def admin_dashboard(
         dashboard.cards.append(_expiring_grants_card(now))
     if can_view(BillingRunFailure):
         dashboard.cards.append(_failures_card())
+    if can_view(WebhookEndpoint):
+        dashboard.cards.append(_failing_webhooks_card(now))
     if can_view(Invoice):
         dashboard.revenue, dashboard.other_revenue_currencies = _revenue(now)
     if can_view(Meter):
@@ -308,6 +314,32 @@ def _failures_card() -> Card:
         count=Link(str(count), _changelist(BillingRunFailure, resolved="no")),
         empty_message="No unresolved failures.",
         note="Subscriptions the billing run could not process; retried at the next run.",
+    )
+
+
+def _failing_webhooks_card(now: dt.datetime) -> Card:
+    """Webhook endpoints failing now, or disabled for failing: one count, and the first few."""
+    failing = failing_webhook_endpoints()
+    count = failing.count()
+    rows = []
+    for endpoint in failing[:WEBHOOK_ENDPOINTS_LISTED] if count else []:
+        since = endpoint.failing_since
+        if endpoint.is_enabled:
+            detail = f"failing for {duration_words(now - since)}" if since else "failing"
+        else:
+            detail = "disabled: every delivery failed for too long"
+        rows.append(Link(endpoint.url, change_url(endpoint), detail))
+    disable_after = duration_words(
+        dt.timedelta(seconds=settings.BILLING_WEBHOOK_DISABLE_AFTER_SECONDS)
+    )
+    return Card(
+        key="failing-webhooks",
+        title="Failing webhook endpoints",
+        count=Link(str(count), _changelist(WebhookEndpoint, health="failing")),
+        empty_message="Every webhook endpoint is delivering.",
+        rows=rows,
+        note=f"An endpoint whose deliveries all fail for {disable_after} is disabled; fix the "
+        "receiver, then enable it and resend what it missed.",
     )
 
 

@@ -14,10 +14,10 @@ from billing_site.admin_kit import (
     COMMON_CURRENCIES,
     actor,
     add_billing_error,
-    admin_form,
     carried_fields,
     change_url,
     dry_run,
+    form_page_context,
     page_context,
     render,
 )
@@ -152,16 +152,13 @@ def _refused(model_admin, request, header, items, error) -> TemplateResponse:
 
 
 def _customer_step(model_admin, request, header: InvoiceCustomerForm) -> TemplateResponse:
-    adminform = admin_form(header)
-    context = page_context(
+    context = form_page_context(
         model_admin,
         request,
+        header,
         title="Create invoice: customer and currency",
         page_label="Create invoice",
-        adminform=adminform,
-        form=header,
         currency_codes=COMMON_CURRENCIES,
-        media=model_admin.media + adminform.media,
     )
     return render(model_admin, request, "admin/invoicing/invoice/create_customer.html", context)
 

@@ -160,14 +160,9 @@ def invoice_transition_confirm(
     )
 
 
-def _may_change_status(model_admin, request: HttpRequest, slug: str) -> bool:
-    return slug in TRANSITIONS_BY_SLUG and model_admin.has_transition_permission(request)
-
-
-@object_page(_may_change_status)
+@object_page("transition", actions=TRANSITIONS_BY_SLUG)
 def invoice_transition_view(
-    model_admin, request: HttpRequest, invoice: Invoice, slug: str
+    model_admin, request: HttpRequest, invoice: Invoice, transition: Transition
 ) -> HttpResponse:
     """Finalize, mark paid, void or mark uncollectible one invoice, from its page."""
-    transition = TRANSITIONS_BY_SLUG[slug]
     return invoice_transition_confirm(model_admin, request, [invoice], transition, single=invoice)

@@ -103,7 +103,7 @@ def grant_credits_refusal(invoice: Invoice) -> str | None:
     return None
 
 
-@object_page(lambda model_admin, request: request.user.has_perm("credits.add_creditgrant"))
+@object_page("grant_credits")
 def invoice_grant_credits_view(model_admin, request: HttpRequest, invoice: Invoice) -> HttpResponse:
     """The credit burndown's second step: grant the credits a paid one-off invoice bought.
 

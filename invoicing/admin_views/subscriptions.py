@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -23,6 +22,7 @@ from billing_site.admin_kit import (
     carried_fields,
     change_url,
     dry_run,
+    form_page_context,
     object_page,
     page_context,
     render,
@@ -131,15 +131,12 @@ def _confirm(model_admin, request: HttpRequest, form: SubscriptionItemsForm) -> 
 
 
 def _customer_step(model_admin, request, form: SubscriptionCustomerForm) -> TemplateResponse:
-    adminform = admin_form(form)
-    context = page_context(
+    context = form_page_context(
         model_admin,
         request,
+        form,
         title="Add subscription: choose the customer",
         page_label="Add subscription",
-        adminform=adminform,
-        form=form,
-        media=model_admin.media + adminform.media,
     )
     return render(
         model_admin, request, "admin/invoicing/subscription/create_customer.html", context
@@ -203,7 +200,7 @@ def subscription_page_context(
 # --- Cancel now --------------------------------------------------------------------------------
 
 
-@object_page(lambda model_admin, request: model_admin.has_cancel_permission(request))
+@object_page("cancel")
 def subscription_cancel_view(
     model_admin, request: HttpRequest, subscription: Subscription
 ) -> HttpResponse:
@@ -249,16 +246,13 @@ def subscription_cancel_view(
         metered = [line for line in preview.lines if line.kind == InvoiceLineItem.Kind.METERED]
         usage_lines = [planned_line_row(line, preview.currency) for line in metered]
         usage_total = format_minor_units(sum(line.amount for line in metered), preview.currency)
-    adminform = admin_form(form)
-    context = page_context(
+    context = form_page_context(
         model_admin,
         request,
+        form,
         title=f"Cancel subscription {subscription.public_id} now",
         page_label="Cancel now",
         original=subscription,
-        form=form,
-        adminform=adminform,
-        errors=helpers.AdminErrorList(form, []),
         customer_now=subscription.customer.billing_now(),
         usage_lines=usage_lines,
         usage_total=usage_total,

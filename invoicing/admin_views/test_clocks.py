@@ -6,16 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.admin import helpers
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
 from billing_site.admin_kit import (
     add_billing_error,
-    admin_form,
+    form_page_context,
     object_page,
-    page_context,
     render,
     utc_label,
 )
@@ -41,7 +39,7 @@ def test_clock_page_context(model_admin, request: HttpRequest, test_clock: TestC
     }
 
 
-@object_page(lambda model_admin, request: model_admin.has_advance_permission(request))
+@object_page("advance")
 def test_clock_advance_view(
     model_admin, request: HttpRequest, test_clock: TestClock
 ) -> HttpResponse:
@@ -51,19 +49,15 @@ def test_clock_advance_view(
     if request.method == "POST" and form.is_valid():
         summary = _advance(model_admin, request, test_clock, form)
         test_clock.refresh_from_db()
-    adminform = admin_form(form)
-    context = page_context(
+    context = form_page_context(
         model_admin,
         request,
+        form,
         title=f"Advance test clock {test_clock}",
         page_label="Advance",
         original=test_clock,
-        form=form,
-        adminform=adminform,
-        errors=helpers.AdminErrorList(form, []),
         summary=summary,
         customers=list(test_clock.customers.order_by("pk")),
-        media=model_admin.media + adminform.media,
     )
     return render(model_admin, request, "admin/invoicing/testclock/advance.html", context)
 

@@ -325,6 +325,19 @@ def invoice_mark_uncollectible(
 # --- one-off invoices -------------------------------------------------------------------------
 
 
+def check_collection(collection_method: str, days_until_due: int | None, *, sent: str) -> None:
+    """How invoices are collected, for subscriptions and one-off invoices alike: charged
+    automatically, or sent for payment with days until due. `sent` names, in the refusal, what
+    is sent without them."""
+    if collection_method not in Subscription.CollectionMethod.values:
+        raise BillingError(
+            "collection_method must be charge_automatically or send_invoice.",
+            param="collection_method",
+        )
+    if collection_method == Subscription.CollectionMethod.SEND_INVOICE and days_until_due is None:
+        raise BillingError(f"{sent} needs days_until_due (for example 30).", param="days_until_due")
+
+
 @transaction.atomic
 def invoice_create(
     *,
@@ -338,16 +351,7 @@ def invoice_create(
     if customer.deleted_at is not None:
         raise BillingError(f"Customer {customer.public_id} has been deleted.", param="customer")
     currency = validate_currency(currency)
-    if collection_method not in Subscription.CollectionMethod.values:
-        raise BillingError(
-            "collection_method must be charge_automatically or send_invoice.",
-            param="collection_method",
-        )
-    if collection_method == Subscription.CollectionMethod.SEND_INVOICE and days_until_due is None:
-        raise BillingError(
-            "An invoice sent for payment needs days_until_due (for example 30).",
-            param="days_until_due",
-        )
+    check_collection(collection_method, days_until_due, sent="An invoice sent for payment")
     invoice = Invoice.objects.create(
         customer=customer,
         currency=currency,

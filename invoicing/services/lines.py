@@ -4,7 +4,8 @@ One function, `plan_period_lines`, decides every subscription line: usage in arr
 ended (or current) period, fees in advance for the following one, their quantities, service
 periods, descriptions, rating and the one rounding. The first invoice, the period close, cancel
 with `invoice_now`, test-clock advances (through the period close) and the upcoming-invoice
-preview all call it, so the preview is the invoice the close would write.
+preview all call it, so the preview is the invoice the close would write (both through
+`plan_period_close`).
 
 It is pure: its inputs are plain values (items with their prices and tiers loaded, usage per
 item), so a caller can load them for many subscriptions at once.
@@ -248,6 +249,46 @@ def usage_by_item(
         pairs=[(item.price.meter, customer_id) for item in metered], start=start, end=end
     )
     return {item.pk: totals.get((item.price.meter_id, customer_id), Decimal(0)) for item in metered}
+
+
+def plan_subscription_lines(
+    subscription: Subscription,
+    *,
+    usage_period: Period | None,
+    fee_period: Period | None,
+    usage_end: dt.datetime | None = None,
+    preview: bool = False,
+) -> list[PlannedLine]:
+    """`plan_period_lines` for one subscription, its items and usage loaded: usage over
+    [usage_period.start, usage_end), `usage_end` being the period's end unless given."""
+    items = plan_items(subscription)
+    usage = {}
+    if usage_period is not None:
+        end = usage_end or usage_period.end
+        usage = usage_by_item(
+            items, customer_id=subscription.customer_id, start=usage_period.start, end=end
+        )
+    return plan_period_lines(
+        items=items, usage_period=usage_period, usage=usage, fee_period=fee_period, preview=preview
+    )
+
+
+def plan_period_close(
+    subscription: Subscription, *, usage_end: dt.datetime | None = None, preview: bool = False
+) -> list[PlannedLine]:
+    """The lines that closing the subscription's current period bills: its usage in arrears
+    and, unless the subscription ends with the period, the next period's fees in advance.
+
+    The period close writes them; the upcoming-invoice preview shows them, with the usage so
+    far (`usage_end`, now).
+    """
+    return plan_subscription_lines(
+        subscription,
+        usage_period=subscription.current_period,
+        fee_period=None if subscription.cancel_at_period_end else subscription.following_period,
+        usage_end=usage_end,
+        preview=preview,
+    )
 
 
 def metered_quantity(*, price: Price, customer_id: int, start: dt.datetime, end: dt.datetime):

@@ -24,17 +24,21 @@ from invoicing.models import (
     Subscription,
     SubscriptionItem,
 )
-from invoicing.periods import Period, next_period, period_boundary, period_containing
+from invoicing.periods import Period, period_boundary, period_containing
 from invoicing.services.customer_events import customer_event_record
-from invoicing.services.invoices import invoice_finalize, invoice_hold_for_review, set_totals
+from invoicing.services.invoices import (
+    check_collection,
+    invoice_finalize,
+    invoice_hold_for_review,
+    set_totals,
+)
 from invoicing.services.lines import (
     PlannedLine,
     amount_limit_problem,
     line_items,
-    plan_items,
-    plan_period_lines,
+    plan_period_close,
+    plan_subscription_lines,
     rate_line_within_limit,
-    usage_by_item,
 )
 
 MAX_ITEMS = 20
@@ -157,16 +161,7 @@ def subscription_create(
     if customer.deleted_at is not None:
         raise BillingError(f"Customer {customer.public_id} has been deleted.", param="customer")
     _check_items(items)
-    if collection_method not in Subscription.CollectionMethod.values:
-        raise BillingError(
-            "collection_method must be charge_automatically or send_invoice.",
-            param="collection_method",
-        )
-    if collection_method == Subscription.CollectionMethod.SEND_INVOICE and days_until_due is None:
-        raise BillingError(
-            "collection_method=send_invoice needs days_until_due (for example 30).",
-            param="days_until_due",
-        )
+    check_collection(collection_method, days_until_due, sent="collection_method=send_invoice")
     at = customer.billing_now()
     first = items[0].price
     interval, count = first.recurring_interval, first.recurring_interval_count
@@ -214,9 +209,7 @@ def subscription_create(
         subscription, key="create", reason=Invoice.BillingReason.SUBSCRIPTION_CREATE, at=at
     )
     invoice.period_start, invoice.period_end = period.start, period.end
-    planned = plan_period_lines(
-        items=plan_items(subscription), usage_period=None, usage={}, fee_period=period
-    )
+    planned = plan_subscription_lines(subscription, usage_period=None, fee_period=period)
     lines = InvoiceLineItem.objects.bulk_create(line_items(invoice, planned, at=at))
     set_totals(invoice, lines)
     invoice.save()
@@ -263,7 +256,7 @@ def subscription_close_period(*, subscription: Subscription, at: dt.datetime) ->
     if subscription.status != Subscription.Status.ACTIVE or subscription.current_period_end > at:
         return None
     before = snapshot(subscription)
-    ended = Period(subscription.current_period_start, subscription.current_period_end)
+    ended = subscription.current_period
     ending = subscription.cancel_at_period_end
     invoice = _new_subscription_invoice(
         subscription,
@@ -275,21 +268,8 @@ def subscription_close_period(*, subscription: Subscription, at: dt.datetime) ->
         ),
         at=ended.end,
     )
-    following = next_period(
-        ended,
-        subscription.billing_cycle_anchor,
-        subscription.interval,
-        subscription.interval_count,
-    )
-    items = plan_items(subscription)
-    planned = plan_period_lines(
-        items=items,
-        usage_period=ended,
-        usage=usage_by_item(
-            items, customer_id=subscription.customer_id, start=ended.start, end=ended.end
-        ),
-        fee_period=None if ending else following,
-    )
+    following = subscription.following_period
+    planned = plan_period_close(subscription)
     lines = InvoiceLineItem.objects.bulk_create(line_items(invoice, planned, at=ended.end))
     invoice.period_start, invoice.period_end = ended.start, ended.end
     invoice.finalize_after = ended.end + grace_period()
@@ -340,15 +320,7 @@ def subscription_cancel_now(
             reason=Invoice.BillingReason.SUBSCRIPTION_CANCEL,
             at=at,
         )
-        items = plan_items(subscription)
-        planned = plan_period_lines(
-            items=items,
-            usage_period=partial,
-            usage=usage_by_item(
-                items, customer_id=subscription.customer_id, start=partial.start, end=partial.end
-            ),
-            fee_period=None,
-        )
+        planned = plan_subscription_lines(subscription, usage_period=partial, fee_period=None)
         lines = InvoiceLineItem.objects.bulk_create(line_items(invoice, planned, at=at))
         invoice.period_start, invoice.period_end = partial.start, partial.end
         set_totals(invoice, lines)
