@@ -15,7 +15,8 @@
   selected object, logged, one message), :func:`confirm_action` (the confirmation page of an
   action that is hard to undo, then the action on its POST) and
   :func:`timestamp_set_filter` (the "is this timestamp set" list filters).
-* Display: :func:`utc_label` for moments in messages and log entries. Numbers are spelled by
+* Display: :func:`link_column` (a column linking to a related object's page) and
+  :func:`utc_label` for moments in messages and log entries. Numbers are spelled by
   :mod:`billing_site.formatting`, amounts by ``catalog.money.format_minor_units``.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -56,6 +58,7 @@ __all__ = [
     "custom_page_urls",
     "dry_run",
     "form_page_context",
+    "link_column",
     "object_page",
     "page_context",
     "render",
@@ -384,6 +387,25 @@ def timestamp_set_filter(*, title: str, parameter: str, field: str, unset: str, 
 
 
 # --- Display ---------------------------------------------------------------------------------
+
+
+def link_column(
+    path: str, description: str, *, label: str | None = None, ordering: str | None = None
+):
+    """A column of a list or page linking to a related object's admin page ("-" for none).
+
+    `path` leads from the row to the object (``"subscription.customer"``); `label` names an
+    attribute of the object to show instead of ``str(obj)`` (``"label"``).
+    """
+    related_of = operator.attrgetter(path)
+
+    @admin.display(description=description, ordering=ordering)
+    def column(model_admin, obj) -> str:
+        related = related_of(obj)
+        shown = getattr(related, label) if label and related is not None else None
+        return change_link(related, shown)
+
+    return column
 
 
 def utc_label(at: dt.datetime, *, seconds: bool = True) -> str:

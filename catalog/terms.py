@@ -216,19 +216,11 @@ def _tier(raw: Any, *, index: int, is_last: bool, previous: int | None) -> Tier:
             param=param("up_to"),
         )
 
-    unit = _one_amount(
-        raw.get("unit_amount"),
-        raw.get("unit_amount_decimal"),
-        field="unit_amount",
-        param=param,
-        prefix=prefix,
-    )
-    flat = _one_amount(
-        raw.get("flat_amount"),
-        raw.get("flat_amount_decimal"),
-        field="flat_amount",
-        param=param,
-        prefix=prefix,
+    unit, flat = (
+        _one_amount(
+            raw.get(field), raw.get(f"{field}_decimal"), field=field, param=param, prefix=prefix
+        )
+        for field in ("unit_amount", "flat_amount")
     )
     if unit is None and flat is None:
         raise InvalidPriceTerms(

@@ -35,7 +35,7 @@ from django.urls import reverse
 from django.utils.html import format_html_join
 
 from billing_site import clock
-from billing_site.admin_kit import change_link, custom_page_urls
+from billing_site.admin_kit import custom_page_urls, link_column
 from catalog.money import format_minor_units
 from credits import admin_views, selectors
 from credits.admin_forms import Customer
@@ -209,14 +209,8 @@ class CreditGrantAdmin(admin.ModelAdmin):
     def status(self, obj: CreditGrant) -> str:
         return STAFF_STATUS_LABELS[obj.status_at(obj.customer.billing_now())]
 
-    @admin.display(description="Customer")
-    def customer_link(self, obj: CreditGrant) -> str:
-        return change_link(obj.customer)
-
-    @admin.display(description="Granted from invoice")
-    def source_invoice_link(self, obj: CreditGrant) -> str:
-        invoice = obj.source_invoice
-        return change_link(invoice, invoice and invoice.label)
+    customer_link = link_column("customer", "Customer")
+    source_invoice_link = link_column("source_invoice", "Granted from invoice", label="label")
 
     @admin.display(description="Applies to")
     def applicability(self, obj: CreditGrant) -> str:
@@ -285,15 +279,6 @@ class CreditBalanceTransactionAdmin(admin.ModelAdmin):
     def amount_display(self, obj: CreditBalanceTransaction) -> str:
         return format_minor_units(obj.signed_amount, obj.grant.currency)
 
-    @admin.display(description="Grant", ordering="grant")
-    def grant_link(self, obj: CreditBalanceTransaction) -> str:
-        return change_link(obj.grant)
-
-    @admin.display(description="Customer")
-    def customer_link(self, obj: CreditBalanceTransaction) -> str:
-        return change_link(obj.customer)
-
-    @admin.display(description="Invoice")
-    def invoice_link(self, obj: CreditBalanceTransaction) -> str:
-        invoice = obj.invoice
-        return change_link(invoice, invoice and invoice.label)
+    grant_link = link_column("grant", "Grant", ordering="grant")
+    customer_link = link_column("customer", "Customer")
+    invoice_link = link_column("invoice", "Invoice", label="label")

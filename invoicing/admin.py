@@ -38,9 +38,9 @@ from billing_site import clock
 from billing_site.admin import add_index_context
 from billing_site.admin_kit import (
     AddFormMixin,
-    change_link,
     change_url,
     custom_page_urls,
+    link_column,
     timestamp_set_filter,
 )
 from billing_site.errors import BillingError
@@ -240,9 +240,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     def current_period(self, obj: Subscription) -> str:
         return f"{obj.current_period_start:%Y-%m-%d} to {obj.current_period_end:%Y-%m-%d}"
 
-    @admin.display(description="Customer")
-    def customer_link(self, obj: Subscription) -> str:
-        return change_link(obj.customer)
+    customer_link = link_column("customer", "Customer")
 
     @admin.display(description="Billing")
     def billing(self, obj: Subscription) -> str:
@@ -390,13 +388,8 @@ class InvoiceAdmin(admin.ModelAdmin):
     def amount_due_display(self, obj: Invoice) -> str:
         return format_minor_units(obj.amount_due, obj.currency)
 
-    @admin.display(description="Customer")
-    def customer_link(self, obj: Invoice) -> str:
-        return change_link(obj.customer)
-
-    @admin.display(description="Subscription")
-    def subscription_link(self, obj: Invoice) -> str:
-        return change_link(obj.subscription)
+    customer_link = link_column("customer", "Customer")
+    subscription_link = link_column("subscription", "Subscription")
 
     # --- Status actions: each shows a confirmation page first ------------------------------
 
@@ -515,13 +508,8 @@ class BillingRunFailureAdmin(admin.ModelAdmin):
     def has_resolve_permission(self, request) -> bool:
         return request.user.has_perm("invoicing.change_billingrunfailure")
 
-    @admin.display(description="Customer")
-    def customer(self, obj: BillingRunFailure):
-        return change_link(obj.subscription.customer)
-
-    @admin.display(description="Subscription")
-    def subscription_link(self, obj: BillingRunFailure):
-        return change_link(obj.subscription)
+    customer = link_column("subscription.customer", "Customer")
+    subscription_link = link_column("subscription", "Subscription")
 
     @admin.display(description="Error")
     def error_summary(self, obj: BillingRunFailure) -> str:

@@ -1,4 +1,7 @@
-"""The base view of every API endpoint: auth, body decoding, idempotency, errors, pagination.
+"""The base view of every API endpoint: body decoding, idempotency, errors, pagination.
+
+Who may call is decided in `billing_site.api.auth` (keys, rate limits, restricted keys); the
+error shape is `billing_site.api.errors`.
 
 An endpoint subclasses `ApiView` and implements `get`/`post`/`delete` as
 `(self, request, params: Params, **url_kwargs) -> dict`. It raises `BillingError` (or

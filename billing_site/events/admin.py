@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import admin
 from django.db.models import Count, Max, Prefetch
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
@@ -32,6 +33,7 @@ from billing_site.admin_kit import (
     ConfirmedAction,
     change_url,
     confirm_action,
+    custom_page_urls,
     page_context,
     render,
 )
@@ -49,10 +51,12 @@ from billing_site.events.types import ALL_EVENTS, EVENT_TYPES
 
 RECENT_DELIVERIES = 20
 HEALTH_FAILING = "failing"
+ACTION_URL = "admin:billing_site_webhookendpoint_action"
+REVEAL_URL = "admin:billing_site_webhookendpoint_reveal_secret"
 
 
 def deliveries_with_attempts(deliveries):
-    """Deliveries with their endpoint, event and attempts (newest first) in three queries."""
+    """Deliveries with their endpoint, event and attempts (newest first), in two queries."""
     return deliveries.select_related("endpoint", "event").prefetch_related(
         Prefetch("attempts", queryset=WebhookAttempt.objects.order_by("-pk"))
     )
@@ -105,30 +109,23 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         ]
 
     def get_urls(self):
-        # Before the default URLs: their "<path:object_id>/" would swallow these.
-        view = self.admin_site.admin_view
-        return [
-            path(
-                f"<path:object_id>/{slug}/",
-                view(self.endpoint_action_view),
-                {"slug": slug},
-                name=f"billing_site_webhookendpoint_{slug.replace('-', '_')}",
-            )
-            for slug in admin_views.ENDPOINT_ACTIONS
-        ] + [
-            path(
-                "<path:object_id>/reveal-secret/",
-                view(self.reveal_secret_view),
-                name="billing_site_webhookendpoint_reveal_secret",
-            ),
-            *super().get_urls(),
+        pages = [
+            ("<path:object_id>/reveal-secret/", self.reveal_secret_view, "reveal_secret"),
+            ("<path:object_id>/actions/<slug:slug>/", self.endpoint_action_view, "action"),
         ]
+        return custom_page_urls(self, pages) + super().get_urls()
 
     def endpoint_action_view(self, request, object_id, slug):
         return admin_views.endpoint_action_view(self, request, object_id, slug)
 
     def reveal_secret_view(self, request, object_id):
         return admin_views.reveal_secret_view(self, request, object_id)
+
+    def has_operate_permission(self, request) -> bool:
+        return can_operate_webhooks(request)
+
+    def has_reveal_permission(self, request) -> bool:
+        return request.user.is_superuser
 
     # --- Saving and deleting through the services ---------------------------------------------
 
@@ -254,22 +251,18 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def endpoint_page_context(self, request, endpoint: WebhookEndpoint) -> dict[str, Any]:
-        def url(slug: str) -> str:
-            return reverse(
-                f"admin:billing_site_webhookendpoint_{slug.replace('-', '_')}", args=[endpoint.pk]
-            )
-
         actions = []
-        if can_operate_webhooks(request):
+        if self.has_operate_permission(request):
             actions = [
-                (action.verb, url(slug))
+                (action.verb, reverse(ACTION_URL, args=[endpoint.pk, slug]))
                 for slug, action in admin_views.ENDPOINT_ACTIONS.items()
                 if action.offered(endpoint)
             ]
+        reveal = reverse(REVEAL_URL, args=[endpoint.pk])
         deliveries = deliveries_with_attempts(endpoint.deliveries.order_by("-pk"))
         return {
             "endpoint_actions": actions,
-            "reveal_secret_url": url("reveal-secret") if request.user.is_superuser else None,
+            "reveal_secret_url": reveal if self.has_reveal_permission(request) else None,
             "previous_secret_expires_at": (
                 endpoint.previous_secret_expires_at
                 if endpoint.previous_secret and endpoint.previous_secret_expires_at
@@ -277,7 +270,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             ),
             "deliveries": list(deliveries[:RECENT_DELIVERIES]),
             "delivery_count": endpoint.deliveries.count(),
-            "events_url": reverse("admin:billing_site_event_changelist"),
+            "retention_days": settings.BILLING_EVENT_RETENTION_DAYS,
         }
 
     # --- List actions ---------------------------------------------------------------------------
@@ -356,17 +349,14 @@ class EventAdmin(admin.ModelAdmin):
         return False  # purged after BILLING_EVENT_RETENTION_DAYS
 
     def get_urls(self):
-        return [
-            path(
-                "<path:object_id>/deliveries/<int:delivery_id>/resend/",
-                self.admin_site.admin_view(self.resend_view),
-                name="billing_site_event_resend",
-            ),
-            *super().get_urls(),
-        ]
+        pages = [("<path:object_id>/resend/", self.resend_view, "resend")]
+        return custom_page_urls(self, pages) + super().get_urls()
 
-    def resend_view(self, request, object_id, delivery_id):
-        return admin_views.delivery_resend_view(self, request, object_id, delivery_id)
+    def resend_view(self, request, object_id):
+        return admin_views.delivery_resend_view(self, request, object_id)
+
+    def has_resend_permission(self, request) -> bool:
+        return can_operate_webhooks(request)
 
     def get_changelist_instance(self, request):
         # One query for the delivery counts of the page's events (not an annotation over them
@@ -385,7 +375,7 @@ class EventAdmin(admin.ModelAdmin):
             event.delivery_counts = counts.get(event.pk, {})
         return changelist
 
-    @admin.display(description="Event", ordering="-pk")
+    @admin.display(description="Event", ordering="pk")
     def event(self, event: Event) -> str:
         return format_html("{}<br><small>{}</small>", event.type, event.public_id)
 
@@ -433,9 +423,14 @@ class EventAdmin(admin.ModelAdmin):
             "object_json": _pretty(data.get("object")),
             "previous_attributes_json": _pretty(previous) if previous is not None else None,
             "deliveries": list(deliveries_with_attempts(event.deliveries.order_by("pk"))),
-            "can_resend": can_operate_webhooks(request),
+            "resend_url": (
+                reverse("admin:billing_site_event_resend", args=[event.pk])
+                if self.has_resend_permission(request)
+                else None
+            ),
             "object_events_url": (
-                f"{reverse('admin:billing_site_event_changelist')}?q={event.object_id}"
+                f"{reverse('admin:billing_site_event_changelist')}?"
+                + urlencode({"q": event.object_id})
                 if event.object_id
                 else None
             ),

@@ -11,13 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin import helpers
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
 from django.http import (
     Http404,
     HttpRequest,
@@ -30,6 +27,7 @@ from billing_site.admin_kit import (
     add_billing_error,
     admin_form,
     change_url,
+    object_page,
     page_context,
     render,
     utc_label,
@@ -38,7 +36,7 @@ from billing_site.errors import BillingError
 from billing_site.events import endpoints
 from billing_site.events.admin_forms import ROLL_PARAM_TO_FIELD, RollSecretForm
 from billing_site.events.delivery import webhook_delivery_resend, webhook_endpoint_send_test
-from billing_site.events.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from billing_site.events.models import Event, WebhookAttempt, WebhookEndpoint
 from billing_site.events.presenters import attempt_outcome, events_label, status_label
 from billing_site.events.selectors import latest_event_for
 
@@ -46,11 +44,6 @@ from billing_site.events.selectors import latest_event_for
 def can_operate_webhooks(request: HttpRequest) -> bool:
     """Enable, disable, roll, test and resend: what operators may do and viewers not."""
     return request.user.has_perm("billing_site.change_webhookendpoint")
-
-
-def _retry_days() -> str:
-    days = settings.BILLING_WEBHOOK_RETRY_WINDOW_SECONDS / 86400
-    return f"{days:g} day{'' if days == 1 else 's'}"
 
 
 def _attempt_message(model_admin, request: HttpRequest, what: str, attempt: WebhookAttempt):
@@ -67,120 +60,32 @@ class EndpointAction:
 
     verb: str  # "Disable": the object tool, the page title and the button
     done: str  # "Disabled": the log entry and the list action's message
-    explanation: str
+    explanation_template: str  # what happens; {settings} filled in by `explanation`
     offered: Callable[[WebhookEndpoint], bool]  # shown among the endpoint page's tools
     refusal: Callable[[WebhookEndpoint], str | None]  # why it can't be done now (None: it can)
     service: Callable[[WebhookEndpoint], object]  # for the list action (confirm_action)
+    perform: Callable[..., HttpResponse]  # (model_admin, request, endpoint, action, form)
     list_action: str = ""
     form: type | None = None
+    sends_test_event: bool = False
+
+    @property
+    def explanation(self) -> str:
+        days = settings.BILLING_WEBHOOK_RETRY_WINDOW_SECONDS / 86400
+        return self.explanation_template.format(
+            retry_window=f"{days:g} day{'' if days == 1 else 's'}",
+            timeout=f"{settings.BILLING_WEBHOOK_TIMEOUT_SECONDS:g} s",
+        )
 
 
-ENDPOINT_ACTIONS: dict[str, EndpointAction] = {
-    "disable": EndpointAction(
-        verb="Disable",
-        done="Disabled",
-        explanation="A disabled endpoint receives nothing: events recorded while it is disabled "
-        "are not queued for it, and its pending deliveries wait (they are still given up "
-        f"{_retry_days()} after their event). Enable it again at any time; resend the events it "
-        "missed from their event pages.",
-        offered=lambda endpoint: endpoint.is_enabled,
-        refusal=lambda endpoint: None if endpoint.is_enabled else "already disabled.",
-        service=lambda endpoint: endpoints.webhook_endpoint_disable(endpoint=endpoint),
-        list_action="disable_endpoints",
-    ),
-    "enable": EndpointAction(
-        verb="Enable",
-        done="Enabled",
-        explanation="An enabled endpoint receives new events again and its failure streak "
-        "starts over. Pending deliveries are sent at the next delivery run; events recorded "
-        "while it was disabled were not queued for it (resend them from their event pages).",
-        offered=lambda endpoint: not endpoint.is_enabled,
-        refusal=lambda endpoint: "already enabled." if endpoint.is_enabled else None,
-        service=lambda endpoint: endpoints.webhook_endpoint_enable(endpoint=endpoint),
-        list_action="enable_endpoints",
-    ),
-    "roll-secret": EndpointAction(
-        verb="Roll secret",
-        done="Rolled the signing secret",
-        explanation="Rolling gives the endpoint a new signing secret, shown once on the next "
-        "page. Update the receiver with it; until then the old secret can keep signing "
-        "alongside the new one for the hours you choose.",
-        offered=lambda endpoint: True,
-        refusal=lambda endpoint: None,
-        service=lambda endpoint: None,
-        form=RollSecretForm,
-    ),
-    "send-test": EndpointAction(
-        verb="Send test event",
-        done="Sent a test event",
-        explanation="Sends the newest event this endpoint listens to, now, signed like every "
-        "delivery, and waits for the answer (at most "
-        f"{settings.BILLING_WEBHOOK_TIMEOUT_SECONDS:g} s). It is a real event, so the receiver "
-        "may act on it again (receivers deduplicate by event id). The attempt is logged with "
-        "the endpoint's deliveries, as a test; a failed test is not retried.",
-        offered=lambda endpoint: True,
-        refusal=lambda endpoint: (
-            None
-            if latest_event_for(endpoint)
-            else "no event this endpoint listens to has been recorded yet (events are kept "
-            f"{settings.BILLING_EVENT_RETENTION_DAYS} days)."
-        ),
-        service=lambda endpoint: None,
-    ),
-}
-
-
-def endpoint_action_view(model_admin, request: HttpRequest, object_id: str, slug: str):
-    """The confirmation page of one action on one endpoint, and the action on its POST."""
-    action = ENDPOINT_ACTIONS.get(slug)
-    if action is None:
-        raise Http404(f"No endpoint action {slug!r}.")
-    if not can_operate_webhooks(request):
-        raise PermissionDenied
-    endpoint = model_admin.get_object(request, unquote(object_id))
-    if endpoint is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
-    posted = request.method == "POST"
-    form = action.form(request.POST if posted else None) if action.form else None
-    refusal = action.refusal(endpoint)
-    if posted and refusal is None and (form is None or form.is_valid()):
-        try:
-            return _PERFORM[slug](model_admin, request, endpoint, form)
-        except BillingError as error:
-            if form is None:
-                raise
-            add_billing_error(form, error, ROLL_PARAM_TO_FIELD)
-    adminform = admin_form(form) if form is not None else None
-    context = page_context(
-        model_admin,
-        request,
-        title=f"{action.verb}: are you sure?",
-        page_label=action.verb,
-        original=endpoint,
-        action=action,
-        refusal=refusal,
-        status=status_label(endpoint),
-        events=events_label(endpoint),
-        test_event=latest_event_for(endpoint) if slug == "send-test" else None,
-        form=form,
-        adminform=adminform,
-        errors=helpers.AdminErrorList(form, []) if form is not None else None,
-        media=model_admin.media + adminform.media if adminform else model_admin.media,
-    )
-    return render(
-        model_admin, request, "admin/billing_site/webhookendpoint/endpoint_action.html", context
-    )
-
-
-def _set_status(model_admin, request, endpoint: WebhookEndpoint, form, *, slug: str):
-    action = ENDPOINT_ACTIONS[slug]
+def _set_status(model_admin, request, endpoint: WebhookEndpoint, action, form) -> HttpResponse:
     action.service(endpoint)
     model_admin.log_change(request, endpoint, f"{action.done}.")
     model_admin.message_user(request, f"{action.done} {endpoint.url}.", messages.SUCCESS)
     return HttpResponseRedirect(change_url(endpoint))
 
 
-def _roll(model_admin, request, endpoint: WebhookEndpoint, form) -> HttpResponse:
+def _roll(model_admin, request, endpoint: WebhookEndpoint, action, form) -> HttpResponse:
     hours = form.cleaned_data["previous_valid_for_hours"]
     secret = endpoints.webhook_endpoint_roll_secret(
         endpoint=endpoint, previous_valid_for=dt.timedelta(hours=hours)
@@ -203,7 +108,7 @@ def _roll(model_admin, request, endpoint: WebhookEndpoint, form) -> HttpResponse
     )
 
 
-def _send_test(model_admin, request, endpoint: WebhookEndpoint, form) -> HttpResponse:
+def _send_test(model_admin, request, endpoint: WebhookEndpoint, action, form) -> HttpResponse:
     event = latest_event_for(endpoint)
     if event is None:  # recorded between the page and the POST: the refusal said so
         return HttpResponseRedirect(change_url(endpoint))
@@ -214,26 +119,118 @@ def _send_test(model_admin, request, endpoint: WebhookEndpoint, form) -> HttpRes
     return HttpResponseRedirect(change_url(endpoint) + "#endpoint-deliveries")
 
 
-_PERFORM: dict[str, Callable[..., HttpResponse]] = {
-    "disable": partial(_set_status, slug="disable"),
-    "enable": partial(_set_status, slug="enable"),
-    "roll-secret": _roll,
-    "send-test": _send_test,
+ENDPOINT_ACTIONS: dict[str, EndpointAction] = {
+    "disable": EndpointAction(
+        verb="Disable",
+        done="Disabled",
+        explanation_template=(
+            "A disabled endpoint receives nothing: events recorded while it is disabled are not "
+            "queued for it, and its pending deliveries wait (they are still given up "
+            "{retry_window} after their event). Enable it again at any time; resend the events "
+            "it missed from their event pages."
+        ),
+        offered=lambda endpoint: endpoint.is_enabled,
+        refusal=lambda endpoint: None if endpoint.is_enabled else "already disabled.",
+        service=lambda endpoint: endpoints.webhook_endpoint_disable(endpoint=endpoint),
+        perform=_set_status,
+        list_action="disable_endpoints",
+    ),
+    "enable": EndpointAction(
+        verb="Enable",
+        done="Enabled",
+        explanation_template=(
+            "An enabled endpoint receives new events again and its failure streak starts over. "
+            "Pending deliveries are sent at the next delivery run; events recorded while it was "
+            "disabled were not queued for it (resend them from their event pages)."
+        ),
+        offered=lambda endpoint: not endpoint.is_enabled,
+        refusal=lambda endpoint: "already enabled." if endpoint.is_enabled else None,
+        service=lambda endpoint: endpoints.webhook_endpoint_enable(endpoint=endpoint),
+        perform=_set_status,
+        list_action="enable_endpoints",
+    ),
+    "roll-secret": EndpointAction(
+        verb="Roll secret",
+        done="Rolled the signing secret",
+        explanation_template=(
+            "Rolling gives the endpoint a new signing secret, shown once on the next page. "
+            "Update the receiver with it; until then the old secret can keep signing alongside "
+            "the new one for the hours you choose."
+        ),
+        offered=lambda endpoint: True,
+        refusal=lambda endpoint: None,
+        service=lambda endpoint: None,
+        perform=_roll,
+        form=RollSecretForm,
+    ),
+    "send-test": EndpointAction(
+        verb="Send test event",
+        done="Sent a test event",
+        explanation_template=(
+            "Sends the newest event this endpoint listens to, now, signed like every delivery, "
+            "and waits for the answer (at most {timeout}). It is a real event, so the receiver "
+            "may act on it again (receivers deduplicate by event id). The attempt is logged "
+            "with the endpoint's deliveries, as a test; a failed test is not retried."
+        ),
+        offered=lambda endpoint: True,
+        refusal=lambda endpoint: (
+            None
+            if latest_event_for(endpoint)
+            else "no event this endpoint listens to has been recorded yet (events are kept "
+            f"{settings.BILLING_EVENT_RETENTION_DAYS} days)."
+        ),
+        service=lambda endpoint: None,
+        perform=_send_test,
+        sends_test_event=True,
+    ),
 }
+
+
+@object_page("operate", actions=ENDPOINT_ACTIONS)
+def endpoint_action_view(
+    model_admin, request: HttpRequest, endpoint: WebhookEndpoint, action: EndpointAction
+) -> HttpResponse:
+    """The confirmation page of one action on one endpoint, and the action on its POST."""
+    posted = request.method == "POST"
+    form = action.form(request.POST if posted else None) if action.form else None
+    refusal = action.refusal(endpoint)
+    if posted and refusal is None and (form is None or form.is_valid()):
+        try:
+            return action.perform(model_admin, request, endpoint, action, form)
+        except BillingError as error:
+            if form is None:
+                raise
+            add_billing_error(form, error, ROLL_PARAM_TO_FIELD)
+    adminform = admin_form(form) if form is not None else None
+    context = page_context(
+        model_admin,
+        request,
+        title=f"{action.verb}: are you sure?",
+        page_label=action.verb,
+        original=endpoint,
+        action=action,
+        refusal=refusal,
+        status=status_label(endpoint),
+        events=events_label(endpoint),
+        test_event=latest_event_for(endpoint) if action.sends_test_event else None,
+        form=form,
+        adminform=adminform,
+        errors=helpers.AdminErrorList(form, []) if form is not None else None,
+        media=model_admin.media + adminform.media if adminform else model_admin.media,
+    )
+    return render(
+        model_admin, request, "admin/billing_site/webhookendpoint/endpoint_action.html", context
+    )
 
 
 # --- Reveal secret (superusers) and Resend -----------------------------------------------------
 
 
-def reveal_secret_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+@object_page("reveal")
+def reveal_secret_view(model_admin, request: HttpRequest, endpoint: WebhookEndpoint):
     """The current secret, for a superuser who asks with a POST; logged, never cached."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    if not request.user.is_superuser:
-        raise PermissionDenied
-    endpoint = model_admin.get_object(request, unquote(object_id))
-    if endpoint is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
     model_admin.log_change(request, endpoint, "Revealed the signing secret.")
     return model_admin.secret_response(
         request,
@@ -245,21 +242,17 @@ def reveal_secret_view(model_admin, request: HttpRequest, object_id: str) -> Htt
     )
 
 
-def delivery_resend_view(
-    model_admin, request: HttpRequest, object_id: str, delivery_id: int
-) -> HttpResponse:
-    """Send one delivery of an event again, now (a POST from the event page's Resend)."""
+@object_page("resend")
+def delivery_resend_view(model_admin, request: HttpRequest, event: Event) -> HttpResponse:
+    """Send one delivery of an event again, now: the POST of a Resend button on the event's
+    page, naming the delivery."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    if not can_operate_webhooks(request):
-        raise PermissionDenied
-    event = model_admin.get_object(request, unquote(object_id))
-    if event is None:
-        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
-    try:
-        delivery = event.deliveries.select_related("endpoint").get(pk=delivery_id)
-    except WebhookDelivery.DoesNotExist as missing:
-        raise Http404(f"Event {event.public_id} has no delivery {delivery_id}.") from missing
+    delivery_id = request.POST.get("delivery", "")
+    deliveries = event.deliveries.select_related("endpoint")
+    delivery = deliveries.filter(pk=delivery_id).first() if delivery_id.isdigit() else None
+    if delivery is None:
+        raise Http404(f"Event {event.public_id} has no such delivery.")
     attempt = webhook_delivery_resend(delivery=delivery)
     what = f"Resent {event.public_id} to {delivery.endpoint.url}"
     model_admin.log_change(request, event, f"{what}: {attempt_outcome(attempt)}.")

@@ -202,29 +202,19 @@ def plan_period_lines(
     for item in items:
         name = item.price.display_name
         if item.price.is_metered and usage_period is not None:
-            words = "usage so far" if preview else f"usage {period_words(usage_period)}"
+            kind, period = Kind.METERED, usage_period
+            words = "usage so far" if preview else f"usage {period_words(period)}"
             rated = rate_line(item.price, usage.get(item.pk, Decimal(0)))
-            lines.append(
-                PlannedLine(
-                    kind=Kind.METERED,
-                    item=item,
-                    description=described(f"{name}: {words}", rated),
-                    rated=rated,
-                    period=usage_period,
-                )
-            )
+            description = f"{name}: {words}"
         elif not item.price.is_metered and fee_period is not None:
-            words = "next period" if preview else period_words(fee_period)
+            kind, period = Kind.LICENSED, fee_period
+            words = "next period" if preview else period_words(period)
             rated = rate_line(item.price, Decimal(item.quantity))
-            lines.append(
-                PlannedLine(
-                    kind=Kind.LICENSED,
-                    item=item,
-                    description=described(f"{item.quantity} x {name} ({words})", rated),
-                    rated=rated,
-                    period=fee_period,
-                )
-            )
+            description = f"{item.quantity} x {name} ({words})"
+        else:
+            continue
+        description = described(description, rated)
+        lines.append(PlannedLine(kind, item, description, rated, period))
     return lines
 
 

@@ -1,10 +1,14 @@
 """The custom admin pages about one object (`admin_kit.object_page`, `custom_page_urls`): what a
-user without the permission, an unknown action and an id that names nothing get."""
+user without the permission, an unknown action and an id that names nothing get; and the
+columns linking to a related object (`admin_kit.link_column`)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
+from billing_site.admin_kit import link_column
 from billing_site.roles import VIEWER
 from tests.admin_pages import get
 from tests.factories import CustomerFactory, licensed_price
@@ -58,3 +62,13 @@ def test_a_viewer_may_not_open_a_page_that_changes_the_object(client, staff, pag
     }
     client.force_login(staff(VIEWER))
     assert get(client, page.format(**ids)).status_code == 403
+
+
+def test_a_link_column_links_the_related_object_by_label_and_shows_a_dash_for_none():
+    invoice = manual_invoice(CustomerFactory())
+    column = link_column("source.invoice", "Invoice", label="label")
+    linked = column(None, SimpleNamespace(source=SimpleNamespace(invoice=invoice)))
+    assert f"/admin/invoicing/invoice/{invoice.pk}/change/" in linked
+    assert f">{invoice.label}</a>" in linked
+    assert column(None, SimpleNamespace(source=SimpleNamespace(invoice=None))) == "-"
+    assert column.short_description == "Invoice"

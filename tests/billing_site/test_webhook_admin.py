@@ -29,12 +29,17 @@ def page(endpoint: WebhookEndpoint, action: str = "change") -> str:
     return f"{ENDPOINTS}{endpoint.pk}/{action}/"
 
 
+def action_page(endpoint: WebhookEndpoint, slug: str) -> str:
+    return page(endpoint, f"actions/{slug}")
+
+
 def event_page(event: Event) -> str:
     return f"{EVENTS}{event.pk}/change/"
 
 
-def resend_url(delivery: WebhookDelivery) -> str:
-    return f"{EVENTS}{delivery.event_id}/deliveries/{delivery.pk}/resend/"
+def resend(client, delivery: WebhookDelivery, method: str = "post"):
+    url = f"{EVENTS}{delivery.event_id}/resend/"
+    return getattr(client, method)(url, {"delivery": delivery.pk})
 
 
 def field_errors(response, field: str) -> list[str]:
@@ -187,14 +192,22 @@ def test_a_viewer_reads_endpoints_and_events_but_cannot_act(
 
     assert client.get(f"{ENDPOINTS}add/").status_code == 403
     for action in ("disable", "roll-secret", "send-test"):
-        assert client.get(page(endpoint, action)).status_code == 403
-        assert client.post(page(endpoint, action), {"post": "yes"}).status_code == 403
+        assert client.get(action_page(endpoint, action)).status_code == 403
+        assert client.post(action_page(endpoint, action), {"post": "yes"}).status_code == 403
     assert client.post(page(endpoint, "reveal-secret")).status_code == 403
-    assert client.post(resend_url(failed_delivery)).status_code == 403
+    assert resend(client, failed_delivery).status_code == 403
     assert client.post(page(endpoint, "delete"), {"post": "yes"}).status_code == 403
 
     assert WebhookEndpoint.objects.get().is_enabled
     assert WebhookAttempt.objects.count() == 1
+
+
+def test_an_unknown_action_or_endpoint_is_refused_as_on_other_object_pages(
+    client, operator, endpoint
+):
+    assert client.get(action_page(endpoint, "explode")).status_code == 403
+    missing = client.get(f"{ENDPOINTS}999999/actions/disable/")
+    assert (missing.status_code, missing["Location"]) == (302, "/admin/")
 
 
 def test_only_superusers_see_and_use_reveal_secret(client, operator, admin_client, endpoint):
@@ -235,20 +248,20 @@ def test_disable_and_enable_ask_first_then_change_the_endpoint(client, operator,
     endpoint_page = client.get(page(endpoint))
     assert "Disable" in element(endpoint_page, "content-main")
 
-    confirmation = client.get(page(endpoint, "disable"))
+    confirmation = client.get(action_page(endpoint, "disable"))
     assert "receives nothing" in section(confirmation, "action-explanation")
     assert WebhookEndpoint.objects.get().is_enabled  # only asked so far
 
-    done = client.post(page(endpoint, "disable"), {"post": "yes"})
+    done = client.post(action_page(endpoint, "disable"), {"post": "yes"})
 
     assert done.status_code == 302
     endpoint.refresh_from_db()
     assert (endpoint.status, endpoint.disabled_reason) == ("disabled", "manual")
     customer_create(name="Not sent")
     assert WebhookDelivery.objects.count() == 0  # a disabled endpoint receives nothing
-    assert "already disabled" in text(client.get(page(endpoint, "disable")))
+    assert "already disabled" in text(client.get(action_page(endpoint, "disable")))
 
-    client.post(page(endpoint, "enable"), {"post": "yes"})
+    client.post(action_page(endpoint, "enable"), {"post": "yes"})
     assert WebhookEndpoint.objects.get().is_enabled
     messages = list(
         LogEntry.objects.filter(object_id=str(endpoint.pk))
@@ -273,13 +286,15 @@ def test_rolling_the_secret_shows_the_new_one_once_and_keeps_the_old_one_for_the
     client, operator, endpoint, receiver
 ):
     old = endpoint.secret
-    refused = client.post(page(endpoint, "roll-secret"), {"previous_valid_for_hours": "25"})
+    refused = client.post(action_page(endpoint, "roll-secret"), {"previous_valid_for_hours": "25"})
     assert field_errors(refused, "previous_valid_for_hours")
     assert "Nothing has been saved." in text(refused)
     assert WebhookEndpoint.objects.get().secret == old
 
     with clock.frozen_at(T0):
-        rolled = client.post(page(endpoint, "roll-secret"), {"previous_valid_for_hours": "2"})
+        rolled = client.post(
+            action_page(endpoint, "roll-secret"), {"previous_valid_for_hours": "2"}
+        )
 
     assert rolled.status_code == 200
     new = rolled.context["secret"]
@@ -304,10 +319,10 @@ def test_rolling_the_secret_shows_the_new_one_once_and_keeps_the_old_one_for_the
 def test_a_test_event_is_sent_after_confirmation_and_logged_as_a_test(
     client, operator, endpoint, failed_delivery, receiver
 ):
-    confirmation = client.get(page(endpoint, "send-test"))
+    confirmation = client.get(action_page(endpoint, "send-test"))
     assert failed_delivery.event.public_id in section(confirmation, "endpoint-summary")
 
-    done = client.post(page(endpoint, "send-test"), {"post": "yes"})
+    done = client.post(action_page(endpoint, "send-test"), {"post": "yes"})
 
     assert done.status_code == 302
     attempt = WebhookAttempt.objects.get(trigger="test")
@@ -319,10 +334,10 @@ def test_a_test_event_is_sent_after_confirmation_and_logged_as_a_test(
 
 
 def test_send_test_says_when_there_is_no_event_to_send(client, operator, endpoint):
-    response = client.get(page(endpoint, "send-test"))
+    response = client.get(action_page(endpoint, "send-test"))
 
     assert "no event this endpoint listens to has been recorded yet" in text(response)
-    client.post(page(endpoint, "send-test"), {"post": "yes"})
+    client.post(action_page(endpoint, "send-test"), {"post": "yes"})
     assert WebhookAttempt.objects.count() == 0
 
 
@@ -356,9 +371,13 @@ def test_the_event_page_shows_the_object_the_change_the_request_and_every_attemp
 def test_resend_posts_the_event_again_and_adds_an_attempt(
     client, operator, failed_delivery, receiver
 ):
-    assert client.get(resend_url(failed_delivery)).status_code == 405  # POST only
+    assert resend(client, failed_delivery, "get").status_code == 405  # POST only
+    other_event = customer_create(name="Other")  # a delivery id must belong to the event
+    other = Event.objects.get(object_id=other_event.public_id)
+    wrong = client.post(f"{EVENTS}{other.pk}/resend/", {"delivery": failed_delivery.pk})
+    assert wrong.status_code == 404
 
-    response = client.post(resend_url(failed_delivery))
+    response = resend(client, failed_delivery)
 
     assert response.status_code == 302
     assert response.url.endswith(f"#delivery-{failed_delivery.pk}")

@@ -61,7 +61,5 @@ def test_staff_create_an_endpoint_see_its_secret_once_and_resend_an_event(
     screenshot("admin-event-page-after-resend")
     assert WebhookAttempt.objects.filter(trigger="resend", succeeded=True).count() == 1
     resent = receiver.requests[-1]
-    event = stripe.Webhook.construct_event(
-        resent.body, resent.headers["Stripe-Signature"], secret
-    )
+    event = stripe.Webhook.construct_event(resent.body, resent.headers["Stripe-Signature"], secret)
     assert (event.type, event.data.object.name) == ("customer.created", "Northwind Robotics")
