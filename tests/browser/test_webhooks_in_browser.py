@@ -58,6 +58,7 @@ def test_staff_create_an_endpoint_see_its_secret_once_and_resend_an_event(
 
     expect(page.locator(".messagelist")).to_contain_text("HTTP 200")
     expect(page.locator("#event-deliveries")).to_contain_text("Resent by staff")
+    page.evaluate("window.scrollTo(0, 0)")  # back from #delivery-N, for a whole-page picture
     screenshot("admin-event-page-after-resend")
     assert WebhookAttempt.objects.filter(trigger="resend", succeeded=True).count() == 1
     resent = receiver.requests[-1]
