@@ -414,10 +414,13 @@ def paginate(
     resource: str,
     serialize: Callable[[Any], dict[str, Any]],
     oldest_first: bool = False,
+    cursor_field: str = "public_id",
 ) -> dict[str, Any]:
     """Stripe list pagination by the integer primary key (stable and indexed).
 
     Lists are newest first, except where order means something else (an invoice's lines).
+    `cursor_field` is the column holding the ids clients send as cursors (the id they were
+    shown).
     """
     limit = params.integer("limit", minimum=1, maximum=100) or 10
     starting_after = params.string("starting_after")
@@ -431,10 +434,10 @@ def paginate(
     forward, backward = ("pk", "-pk") if oldest_first else ("-pk", "pk")
     after, before = ("pk__gt", "pk__lt") if oldest_first else ("pk__lt", "pk__gt")
     if starting_after:
-        cursor = _cursor_pk(model, starting_after, resource, "starting_after")
+        cursor = _cursor_pk(model, cursor_field, starting_after, resource, "starting_after")
         page = list(queryset.filter(**{after: cursor}).order_by(forward)[: limit + 1])
     elif ending_before:
-        cursor = _cursor_pk(model, ending_before, resource, "ending_before")
+        cursor = _cursor_pk(model, cursor_field, ending_before, resource, "ending_before")
         page = list(queryset.filter(**{before: cursor}).order_by(backward)[: limit + 1])
     else:
         page = list(queryset.order_by(forward)[: limit + 1])
@@ -459,15 +462,24 @@ class Listing:
     url: str
     object: str
     serialize: Callable[[Any], dict[str, Any]]
+    cursor_field: str = "public_id"
 
     def page(self, queryset: models.QuerySet, params: Params) -> dict[str, Any]:
         return paginate(
-            queryset, params, url=self.url, resource=self.object, serialize=self.serialize
+            queryset,
+            params,
+            url=self.url,
+            resource=self.object,
+            serialize=self.serialize,
+            cursor_field=self.cursor_field,
         )
 
 
-def _cursor_pk(model: type[models.Model], public_id: str, resource: str, param: str) -> int:
-    pk = model._default_manager.filter(public_id=public_id).values_list("pk", flat=True).first()
+def _cursor_pk(
+    model: type[models.Model], field: str, public_id: str, resource: str, param: str
+) -> int:
+    rows = model._default_manager.filter(**{field: public_id})
+    pk = rows.values_list("pk", flat=True).first()
     if pk is None:
         raise NotFound(resource, public_id, param=param)
     return pk

@@ -18,7 +18,10 @@ from invoicing.models import Invoice
 
 class InvoiceItemCollection(ApiView):
     resource = "invoices"
-    listing = Listing("/v1/invoiceitems", "invoiceitem", serialize_invoice_item)
+    # An invoice item's id (ii_...) is its line's item_public_id, not the line's il_... id.
+    listing = Listing(
+        "/v1/invoiceitems", "invoiceitem", serialize_invoice_item, cursor_field="item_public_id"
+    )
 
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = filter_by_params(

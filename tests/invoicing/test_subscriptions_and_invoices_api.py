@@ -479,3 +479,22 @@ def test_run_billing_command_closes_and_finalizes_due_periods(capsys):
     assert (renewal.status, renewal.total, renewal.number) == ("open", 999, "INV-0002")
     assert renewal.lines.get().period_start == utc(2026, 11, 1)
     assert Decimal(renewal.lines.get().quantity) == 1
+
+
+def test_invoice_items_page_by_their_own_ids(api, customer):
+    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
+    ids = [
+        _ok(
+            api.post(
+                "/v1/invoiceitems",
+                {"customer": customer.public_id, "invoice": invoice["id"], "amount": amount},
+            )
+        )["id"]
+        for amount in (100, 200, 300)
+    ]
+    first = _ok(api.get("/v1/invoiceitems", {"limit": 1}))
+    assert ([item["id"] for item in first["data"]], first["has_more"]) == ([ids[2]], True)
+    after = _ok(api.get("/v1/invoiceitems", {"limit": 5, "starting_after": ids[2]}))
+    assert [item["amount"] for item in after["data"]] == [200, 100]
+    before = _ok(api.get("/v1/invoiceitems", {"ending_before": ids[0]}))
+    assert [item["amount"] for item in before["data"]] == [300, 200]
