@@ -136,23 +136,25 @@ def check_payload(payload: Any) -> dict[str, str]:
             "payload",
         )
     clean: dict[str, str] = {}
-    for key, value in payload.items():
-        param = f"payload[{escape_unstorable(str(key))}]"
+    for raw_key, value in payload.items():
+        key = str(raw_key)
         if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+            param = _payload_param(key)
             raise EventRejected(
                 ErrorCode.INVALID_PAYLOAD,
                 f"{param} must be a string (got {type(value).__name__}).",
                 param,
             )
-        text = _payload_text(value, param)
-        if not (is_storable_text(str(key)) and is_storable_text(text)):
+        text = _payload_text(value, key)
+        if not (is_storable_text(key) and is_storable_text(text)):
+            param = _payload_param(key)
             raise EventRejected(
                 ErrorCode.INVALID_PAYLOAD,
                 f"{param} can't be stored: payload keys and values can't contain NUL "
                 "characters (\\u0000) or unpaired surrogates.",
                 param,
             )
-        clean[str(key)] = text
+        clean[key] = text
     # Escaping can at most sextuple a character (\uXXXX), so small payloads skip the exact count.
     rough = sum(len(key) + len(value) for key, value in clean.items()) * 6 + 6 * len(clean) + 2
     size = (
@@ -169,10 +171,16 @@ def check_payload(payload: Any) -> dict[str, str]:
     return clean
 
 
-def _payload_text(value: str | int | Decimal, param: str) -> str:
+def _payload_param(key: str) -> str:
+    """The error param naming a payload key (built only for a refusal: not per key)."""
+    return f"payload[{escape_unstorable(key)}]"
+
+
+def _payload_text(value: str | int | Decimal, key: str) -> str:
     try:
         return str(value)
     except ValueError:  # an integer past Python's 4,300-digit conversion limit
+        param = _payload_param(key)
         raise EventRejected(
             ErrorCode.INVALID_PAYLOAD, f"{param} is too long a number.", param
         ) from None

@@ -98,8 +98,10 @@ def event_body(event: Event) -> bytes:
     return json.dumps(payload, indent=2, cls=DjangoJSONEncoder).encode()
 
 
-def _prepare(delivery: WebhookDelivery, at: dt.datetime) -> Outgoing:
-    body = event_body(delivery.event)
+def _prepare(delivery: WebhookDelivery, at: dt.datetime, body: bytes | None = None) -> Outgoing:
+    """`body` is the event's `event_body`, when the caller already has it."""
+    if body is None:
+        body = event_body(delivery.event)
     # Real wall-clock time, not the billing clock: receivers compare it with their own clock
     # (the SDKs refuse signatures more than five minutes old).
     timestamp = int(time.time())
@@ -122,7 +124,6 @@ def _send(outgoing: Outgoing) -> outbound.Outcome:
 
 
 def _record(
-    delivery_id: int,
     outgoing: Outgoing,
     outcome: outbound.Outcome,
     *,
@@ -131,7 +132,7 @@ def _record(
 ) -> WebhookAttempt:
     """Log the attempt and move the delivery on: done, retried later, or given up."""
     with transaction.atomic():
-        delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+        delivery = WebhookDelivery.objects.select_for_update().get(pk=outgoing.delivery_id)
         attempt = WebhookAttempt.objects.create(
             delivery=delivery,
             trigger=trigger,
@@ -179,7 +180,15 @@ def webhook_deliveries_send_due(*, at: dt.datetime | None = None) -> DeliveryRun
     due = deliveries_due(at=at, limit=settings.BILLING_WEBHOOK_MAX_PER_RUN)
     claimed = [delivery_id for delivery_id in due if _claim(delivery_id, at)]
     deliveries = WebhookDelivery.objects.select_related("event", "endpoint").in_bulk(claimed)
-    outgoing = [_prepare(deliveries[delivery_id], at) for delivery_id in claimed]
+    # One body per event, however many of its deliveries are in the batch: they are all still
+    # pending, so each would count and serialize the same thing.
+    bodies: dict[int, bytes] = {}
+    outgoing = []
+    for delivery_id in claimed:
+        delivery = deliveries[delivery_id]
+        if delivery.event_id not in bodies:
+            bodies[delivery.event_id] = event_body(delivery.event)
+        outgoing.append(_prepare(delivery, at, bodies[delivery.event_id]))
     if outgoing:
         # The POSTs wait on the network, not on the database: a hanging receiver costs one
         # timeout per batch, not one per delivery.
@@ -187,13 +196,7 @@ def webhook_deliveries_send_due(*, at: dt.datetime | None = None) -> DeliveryRun
         with ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(pool.map(_send, outgoing))
         for prepared, outcome in zip(outgoing, outcomes, strict=True):
-            attempt = _record(
-                prepared.delivery_id,
-                prepared,
-                outcome,
-                trigger=WebhookAttempt.Trigger.AUTOMATIC,
-                at=at,
-            )
+            attempt = _record(prepared, outcome, trigger=WebhookAttempt.Trigger.AUTOMATIC, at=at)
             _count(summary, attempt)
     summary.webhook_endpoints_disabled = webhook_endpoints_disable_failing(at=at)
     return summary
@@ -217,9 +220,7 @@ def webhook_delivery_attempt(
         return None
     delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
     outgoing = _prepare(delivery, at)
-    return _record(
-        delivery_id, outgoing, _send(outgoing), trigger=WebhookAttempt.Trigger.AUTOMATIC, at=at
-    )
+    return _record(outgoing, _send(outgoing), trigger=WebhookAttempt.Trigger.AUTOMATIC, at=at)
 
 
 def webhook_delivery_resend(
@@ -230,7 +231,7 @@ def webhook_delivery_resend(
     at = clock.now()
     delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery.pk)
     outgoing = _prepare(delivery, at)
-    return _record(delivery.pk, outgoing, _send(outgoing), trigger=trigger, at=at)
+    return _record(outgoing, _send(outgoing), trigger=trigger, at=at)
 
 
 def webhook_endpoint_send_test(*, endpoint: WebhookEndpoint, event: Event) -> WebhookAttempt:
