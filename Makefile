@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve test lint browser format bench bench-ingest bench-billing clean
+.PHONY: install run serve test lint browser format bench bench-ingest bench-billing bench-stores clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,clickhouse]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -54,7 +54,7 @@ lint: install
 	$(BIN)/lint-imports
 
 ## Benchmarks (PostgreSQL on 127.0.0.1:5432; each drops and recreates its own database).
-bench: bench-ingest bench-billing
+bench: bench-ingest bench-billing bench-stores
 
 bench-ingest: install
 	bash bench/ingest.sh
@@ -62,6 +62,11 @@ bench-ingest: install
 bench-billing: install
 	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/billing_bench_cycle} \
 		$(BIN)/python bench/billing.py
+
+## PostgreSQL next to ClickHouse (chdb) on the same events: usage reads and ingest (bench/event_stores.py).
+bench-stores: install
+	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/billing_bench_stores} \
+		$(BIN)/python bench/event_stores.py
 
 format: install
 	$(BIN)/ruff check --fix .

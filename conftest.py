@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-# Fixtures for admin page tests (staff with a role): tests/admin_pages.py.
-pytest_plugins = ["tests.admin_pages"]
+# Fixtures for admin page tests (staff with a role): tests/admin_pages.py; the ClickHouse event
+# store (chdb) for its contract run and for whole runs with METER_EVENT_STORE=clickhouse.
+pytest_plugins = ["tests.admin_pages", "tests.metering.clickhouse_fixtures"]
 
 
 @pytest.fixture

@@ -18,6 +18,16 @@ Every knob is an environment variable (defaults in brackets):
     BENCH_GUNICORN_ARGS  extra gunicorn arguments, e.g. "--config bench/extra.py"
     BENCH_SQL        SQL to run after seeding, for experiments (e.g. "DROP INDEX ...")
     BENCH_KEEP_SERVER=1  leave gunicorn running afterwards (to attach py-spy, for instance)
+    BENCH_CEILING_CHUNKS events per COPY + fold in the fold ceilings [BENCH_BATCH_SIZE,1000]
+    BENCH_CEILING_STREAMS  parallel connections folding [1]
+    BENCH_VISIBILITY=0   skip the visible-in-usage probe
+
+It calibrates itself in the same run: the batch rate is reported as a fraction of the fold
+ceiling (COPY into a staging table + the store's one set-based statement, no web server:
+`ingest_probes.py fold`), the single-event rate as a fraction of a trivial one-INSERT Django
+view served by the same gunicorn and settings (`ingest_urls.py`, bench-only). During the batch
+measurement a probe measures how long after its accepting response an event counts in
+`usage()`; at the end the peak RSS of the web workers is read from /proc.
 """
 
 from __future__ import annotations
@@ -59,11 +69,19 @@ SINGLE_CONNECTIONS = int(setting("BENCH_SINGLE_CONNECTIONS", "6"))
 WRK_THREADS = int(setting("BENCH_WRK_THREADS", "1"))
 BATCH_SIZE = int(setting("BENCH_BATCH_SIZE", "100"))
 ONLY = setting("BENCH_ONLY", "")
+# The first chunk is the ratio's base; larger chunks fold more events per rollup row touched.
+CEILING_CHUNKS = [int(c) for c in setting("BENCH_CEILING_CHUNKS", f"{BATCH_SIZE},1000").split(",")]
+CEILING_STREAMS = int(setting("BENCH_CEILING_STREAMS", "1"))
+VISIBILITY = setting("BENCH_VISIBILITY", "1") != "0"
+TRIVIAL_PATH = "/bench/one_insert"
+# Goals of issue 14 (2-core machine): single events, and fractions of the ceilings.
+SINGLE_GOAL, SINGLE_RATIO_GOAL, BATCH_RATIO_REQUIRED, BATCH_RATIO_GOAL = 1500, 0.8, 0.65, 0.8
 BASE = f"http://127.0.0.1:{PORT}"
 
 SERVER_ENV = {
     **os.environ,
-    "DJANGO_SETTINGS_MODULE": "billing_site.settings.production",
+    # Production settings plus the bench-only calibration URL (bench/ingest_settings.py).
+    "DJANGO_SETTINGS_MODULE": "bench.ingest_settings",
     "SECRET_KEY": "bench-" + secrets.token_urlsafe(60),
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
     # Persistent connections: one PostgreSQL session per worker instead of one per request.
@@ -250,6 +268,7 @@ def main() -> None:
     run(PYTHON, str(BENCH / "bench_db.py"), "seed", str(OUT), env=db_env)
     if os.environ.get("BENCH_SQL"):
         run(PYTHON, str(BENCH / "bench_db.py"), "sql", os.environ["BENCH_SQL"], env=db_env)
+    run(PYTHON, str(BENCH / "bench_db.py"), "sql", TRIVIAL_TABLE_SQL, env=db_env)
     seed = json.loads((OUT / "seed.json").read_text())
     common = {
         "BENCH_CUSTOMERS": str(OUT / "customers.txt"),
@@ -257,6 +276,14 @@ def main() -> None:
         "BENCH_API_KEY": seed["api_key"],
         "BENCH_BATCH_SIZE": str(BATCH_SIZE),
     }
+    ceilings = {}
+    if ONLY in ("", "batch"):
+        for chunk in CEILING_CHUNKS:
+            log(
+                f"fold ceiling: {DURATION}s, COPY + fold of {chunk} events, "
+                f"{CEILING_STREAMS} stream(s), no web server"
+            )
+            ceilings[chunk] = probe("fold", str(DURATION), str(chunk), str(CEILING_STREAMS))
 
     server = start_gunicorn()
     results: dict[str, dict] = {}
@@ -288,20 +315,33 @@ def main() -> None:
         if status != 200 or body.get("accepted") != 1:
             raise SystemExit(f"smoke test failed: HTTP {status} {body}")
         plan = [
-            ("batch", "batch.lua", BATCH_CONNECTIONS),
-            ("single", "single.lua", SINGLE_CONNECTIONS),
+            ("batch", "batch.lua", BATCH_CONNECTIONS, {}),
+            ("single", "single.lua", SINGLE_CONNECTIONS, {}),
+            ("trivial", "single.lua", SINGLE_CONNECTIONS, {"BENCH_SINGLE_PATH": TRIVIAL_PATH}),
         ]
-        plan = [p for p in plan if not ONLY or p[0] == ONLY]
-        for name, script, connections in plan:
+        plan = [
+            p for p in plan if not ONLY or p[0] == ONLY or (ONLY, p[0]) == ("single", "trivial")
+        ]
+        for name, script, connections, extra in plan:
             prefix = name[0]
+            env = {**common, **extra}
             if WARMUP:
                 log(f"warm-up {name}: {WARMUP}s, {connections} connections")
-                wrk(script, connections, WARMUP, {**common, "BENCH_RUN": "w" + prefix}, server.pid)
+                wrk(script, connections, WARMUP, {**env, "BENCH_RUN": "w" + prefix}, server.pid)
             log(f"measure {name}: {DURATION}s, {connections} connections")
+            prober = None
+            if name == "batch" and VISIBILITY:
+                prober = start_probe("visibility", str(DURATION), BASE, seed["api_key"])
             results[name] = wrk(
-                script, connections, DURATION, {**common, "BENCH_RUN": prefix}, server.pid
+                script, connections, DURATION, {**env, "BENCH_RUN": prefix}, server.pid
             )
             results[name]["connections"] = connections
+            if prober is not None:
+                out, _ = prober.communicate(timeout=120)
+                if prober.returncode != 0:
+                    raise SystemExit(f"visibility probe failed ({prober.returncode})")
+                results[name]["visibility"] = json.loads(out.strip().splitlines()[-1])
+        memory = worker_memory(server.pid)
     finally:
         if os.environ.get("BENCH_KEEP_SERVER") == "1":
             log(f"gunicorn left running: pid {server.pid} on {BASE}")
@@ -310,10 +350,78 @@ def main() -> None:
             server.wait(timeout=30)
 
     counts = json.loads(run(PYTHON, str(BENCH / "bench_db.py"), "counts", env=db_env, capture=True))
-    report(results, counts)
+    report(results, counts, lambda: calibration(results, ceilings, memory))
 
 
-def report(results: dict[str, dict], counts: dict) -> None:
+TRIVIAL_TABLE_SQL = (
+    "CREATE TABLE IF NOT EXISTS bench_one_insert (id bigserial PRIMARY KEY, body text)"
+)
+
+
+def probe(*args: str) -> dict:
+    out = run(PYTHON, str(BENCH / "ingest_probes.py"), *args, capture=True)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def start_probe(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [PYTHON, str(BENCH / "ingest_probes.py"), *args],
+        cwd=ROOT,
+        env=SERVER_ENV,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def worker_memory(gunicorn_pid: int) -> dict[str, float]:
+    """Peak and current resident memory (MB) of the largest web worker, from /proc."""
+    peak = current = 0.0
+    for pid in _children(gunicorn_pid):
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{pid}/status").read_text()
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            peak = max(peak, int(fields["VmHWM"].split()[0]) / 1024)
+            current = max(current, int(fields["VmRSS"].split()[0]) / 1024)
+    return {"peak_rss_mb": peak, "rss_mb": current}
+
+
+def calibration(results: dict[str, dict], ceilings: dict[int, dict], memory: dict) -> None:
+    """Each figure with its ratio to the ceiling measured in this same run."""
+    print()
+    print("Calibrated (same run, same machine):")
+    batch, single, trivial = (results.get(name) for name in ("batch", "single", "trivial"))
+    for chunk, ceiling in ceilings.items() if batch else ():
+        ratio = batch["events_per_s"] / ceiling["events_per_s"]
+        print(
+            f"  batch    {batch['events_per_s']:>9.0f} events/s = {ratio:.2f} of the fold "
+            f"ceiling {ceiling['events_per_s']:.0f}/s (COPY + fold of {chunk}, "
+            f"{CEILING_STREAMS} stream) [required {BATCH_RATIO_REQUIRED}, goal {BATCH_RATIO_GOAL}]"
+        )
+    if single and trivial:
+        trivial_rate = trivial["requests"] / (trivial["duration_us"] / 1e6)
+        ratio = single["events_per_s"] / trivial_rate
+        print(
+            f"  single   {single['events_per_s']:>9.0f} events/s = {ratio:.2f} of the one-INSERT "
+            f"view {trivial_rate:.0f}/s [required {SINGLE_GOAL}/s, goal {SINGLE_RATIO_GOAL}]"
+        )
+    visible = (batch or {}).get("visibility")
+    if visible:
+        print(
+            f"  visible in usage() after the accepting response: p50 {visible['p50_ms']:.1f} ms, "
+            f"p99 {visible['p99_ms']:.1f} ms (batch {visible['batch_p99_ms']:.1f}, single "
+            f"{visible['single_p99_ms']:.1f}), max {visible['max_ms']:.1f} ms over "
+            f"{visible['probes']} probes under the batch load [required 1000, goal 200]"
+        )
+    print(
+        f"  web worker memory: peak RSS {memory['peak_rss_mb']:.0f} MB "
+        f"(now {memory['rss_mb']:.0f} MB), largest of the {WORKERS} workers"
+    )
+    (OUT / "calibration.json").write_text(
+        json.dumps({"ceilings": ceilings, "memory": memory}, indent=2)
+    )
+
+
+def report(results: dict[str, dict], counts: dict, calibrated) -> None:
     ncpu = os.cpu_count()
     print()
     print(
@@ -360,6 +468,8 @@ def report(results: dict[str, dict], counts: dict) -> None:
     print()
     print("Database check (rows in metering_meterevent for each measured run):")
     for name, r in results.items():
+        if name == "trivial":
+            continue
         per_request = BATCH_SIZE if name == "batch" else 1
         rows = counts["by_run"].get(name[0], 0)
         accepted = int(r["accepted"])
@@ -383,6 +493,7 @@ def report(results: dict[str, dict], counts: dict) -> None:
     ok &= counts["events"] == counts["identifiers"] == counts["rollup_event_count"]
     ok &= bool(counts["rollup_sums_match"])
     (OUT / "results.json").write_text(json.dumps({"results": results, "counts": counts}, indent=2))
+    calibrated()
     print()
     print("RESULT: " + ("OK" if ok else "FAILED (see above)"))
     if not ok:

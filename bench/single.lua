@@ -1,6 +1,8 @@
 -- wrk script: POST /v1/billing/meter_events, one form-encoded event per request.
 --
--- Environment: BENCH_API_KEY (sk_...), BENCH_CUSTOMERS, BENCH_METERS, BENCH_RUN (see batch.lua).
+-- Environment: BENCH_API_KEY (sk_...), BENCH_CUSTOMERS, BENCH_METERS, BENCH_RUN (see batch.lua),
+-- BENCH_SINGLE_PATH (default /v1/billing/meter_events; the calibration run posts the same
+-- bodies to the bench-only trivial view, /bench/one_insert).
 package.path = (os.getenv("BENCH_DIR") or "bench") .. "/?.lua;" .. package.path
 local common = require("common")
 
@@ -14,7 +16,7 @@ setup = common.setup
 function init(args)
   next_request_id = common.request_ids("s")
   next_fragment = common.cycle(common.event_fragments(EVENT))
-  common.post("/v1/billing/meter_events", common.env("BENCH_API_KEY"),
+  common.post(common.env("BENCH_SINGLE_PATH", "/v1/billing/meter_events"), common.env("BENCH_API_KEY"),
     "application/x-www-form-urlencoded")
 end
 

@@ -33,6 +33,7 @@ RESOURCES: dict[str, str] = {
     "billing_portal": "Customer portal sessions",
     "events": "Events",
     "webhook_endpoints": "Webhook endpoints",
+    "account": "The account: the seller's name, country and default currency",
 }
 
 Permissions = dict[str, str]

@@ -12,6 +12,7 @@ from billing_site.api.base import (
     get_by_public_id,
     paginate,
 )
+from billing_site.api.expand import Id, Included, register_expandable
 from billing_site.api.lists import OneOf, filter_by_params
 from billing_site.api.params import Params
 from billing_site.clock import to_unix
@@ -40,6 +41,7 @@ def serialize_product(product: Product) -> dict[str, Any]:
         "shippable": None,
         "statement_descriptor": None,
         "tax_code": None,
+        "tax_details": None,
         "type": "service",
         "unit_label": None,
         "updated": to_unix(product.updated_at),
@@ -57,7 +59,7 @@ def _serialize_tier(tier: PriceTier) -> dict[str, Any]:
     }
 
 
-def serialize_price(price: Price, *, expand: frozenset[str] = frozenset()) -> dict[str, Any]:
+def serialize_price(price: Price) -> dict[str, Any]:
     recurring = None
     if price.type == Price.Type.RECURRING:
         recurring = {
@@ -82,9 +84,7 @@ def serialize_price(price: Price, *, expand: frozenset[str] = frozenset()) -> di
         "lookup_key": price.lookup_key,
         "metadata": price.metadata,
         "nickname": price.nickname or None,
-        "product": (
-            serialize_product(price.product) if "product" in expand else price.product.public_id
-        ),
+        "product": price.product.public_id,
         "recurring": recurring,
         "tax_behavior": "unspecified",
         "tiers_mode": price.tiers_mode,
@@ -93,30 +93,63 @@ def serialize_price(price: Price, *, expand: frozenset[str] = frozenset()) -> di
         "unit_amount": integer_or_none(price.unit_amount_decimal),
         "unit_amount_decimal": decimal_string(price.unit_amount_decimal),
     }
-    # Stripe only returns tiers when expanded; returning them always costs one prefetched
-    # query and saves every client a second request.
     if price.billing_scheme == Price.BillingScheme.TIERED:
         body["tiers"] = [_serialize_tier(tier) for tier in price.tiers.all()]
     return body
 
 
-def _price_expand(params: Params, *, list_prefix: str = "") -> frozenset[str]:
-    expand = params.expand()
-    allowed = {f"{list_prefix}product", f"{list_prefix}tiers"}
-    for path in expand:
-        if path not in allowed:
-            raise ApiError(
-                f"This property cannot be expanded ({path}). Expandable: "
-                f"{', '.join(sorted(allowed))}.",
-                param="expand",
-            )
-    return frozenset(path.removeprefix(list_prefix) for path in expand)
+def serialize_plan(price: Price) -> dict[str, Any]:
+    """Stripe's legacy `plan`, which subscription items still carry next to their price."""
+    transform = None
+    if price.transform_divide_by:
+        transform = {"divide_by": price.transform_divide_by, "round": price.transform_round}
+    return {
+        "id": price.public_id,
+        "object": "plan",
+        "active": price.active,
+        "amount": integer_or_none(price.unit_amount_decimal),
+        "amount_decimal": decimal_string(price.unit_amount_decimal),
+        "billing_scheme": price.billing_scheme,
+        "created": to_unix(price.created_at),
+        "currency": price.currency.lower(),
+        "interval": price.recurring_interval,
+        "interval_count": price.recurring_interval_count,
+        "livemode": False,
+        "metadata": price.metadata,
+        "meter": price.meter.public_id if price.meter_id else None,
+        "nickname": price.nickname or None,
+        "product": price.product.public_id,
+        "tiers_mode": price.tiers_mode,
+        "transform_usage": transform,
+        "trial_period_days": None,
+        "usage_type": price.recurring_usage_type,
+    }
 
 
-def _prices() -> Any:
-    return Price.objects.select_related(
-        "product", "product__default_price", "meter"
-    ).prefetch_related("tiers")
+def prices_to_serialize() -> Any:
+    return Price.objects.select_related("product", "meter").prefetch_related("tiers")
+
+
+def products_to_serialize() -> Any:
+    return Product.objects.select_related("default_price")
+
+
+def register_expandables() -> None:
+    """What `expand[]` can reach in catalog's objects (billing_site/api/expand.py)."""
+    register_expandable(
+        "product",
+        load=products_to_serialize,
+        serialize=serialize_product,
+        fields={"default_price": Id("price")},
+    )
+    # Stripe returns tiers only when expanded; returning them always costs one prefetched
+    # query and saves every client a second request.
+    register_expandable(
+        "price",
+        load=prices_to_serialize,
+        serialize=serialize_price,
+        fields={"product": Id("product"), "tiers": Included()},
+    )
 
 
 # --- products ---------------------------------------------------------------------------------
@@ -127,7 +160,7 @@ class ProductCollection(ApiView):
     listing = Listing("/v1/products", "product", serialize_product)
 
     def get(self, request, params: Params) -> dict[str, Any]:
-        queryset = Product.objects.select_related("default_price")
+        queryset = products_to_serialize()
         active = params.boolean("active")
         if active is not None:
             queryset = queryset.filter(active=active)
@@ -150,9 +183,7 @@ class ProductDetail(ApiView):
     resource = "products"
 
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
-        product = get_by_public_id(
-            Product.objects.select_related("default_price"), public_id, "product"
-        )
+        product = get_by_public_id(products_to_serialize(), public_id, "product")
         return serialize_product(product)
 
     def post(self, request, params: Params, public_id: str) -> dict[str, Any]:
@@ -225,7 +256,7 @@ class PriceCollection(ApiView):
     resource = "products"
 
     def get(self, request, params: Params) -> dict[str, Any]:
-        queryset = _prices()
+        queryset = prices_to_serialize()
         active = params.boolean("active")
         if active is not None:
             queryset = queryset.filter(active=active)
@@ -251,17 +282,11 @@ class PriceCollection(ApiView):
                 meter="meter__public_id",
             )
             recurring.reject_unknown()
-        expand = _price_expand(params, list_prefix="data.")
         return paginate(
-            queryset,
-            params,
-            url="/v1/prices",
-            resource="price",
-            serialize=lambda price: serialize_price(price, expand=expand),
+            queryset, params, url="/v1/prices", resource="price", serialize=serialize_price
         )
 
     def post(self, request, params: Params) -> dict[str, Any]:
-        expand = _price_expand(params)
         product = self._product(params)
         currency = params.string("currency", required=True)
         terms = _read_terms(params)
@@ -277,7 +302,7 @@ class PriceCollection(ApiView):
             active=params.boolean("active") is not False,
             metadata=params.new_metadata(),
         )
-        return serialize_price(_prices().get(pk=price.pk), expand=expand)
+        return serialize_price(prices_to_serialize().get(pk=price.pk))
 
     @staticmethod
     def _product(params: Params) -> Product:
@@ -323,12 +348,10 @@ class PriceDetail(ApiView):
     resource = "products"
 
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
-        expand = _price_expand(params)
-        return serialize_price(get_by_public_id(_prices(), public_id, "price"), expand=expand)
+        return serialize_price(get_by_public_id(prices_to_serialize(), public_id, "price"))
 
     def post(self, request, params: Params, public_id: str) -> dict[str, Any]:
-        expand = _price_expand(params)
-        price = get_by_public_id(_prices(), public_id, "price")
+        price = get_by_public_id(prices_to_serialize(), public_id, "price")
         for name in _IMMUTABLE_PRICE_PARAMS:
             if name in params:
                 raise ApiError(
@@ -351,4 +374,4 @@ class PriceDetail(ApiView):
         price = services.price_update(
             price=price, transfer_lookup_key=bool(params.boolean("transfer_lookup_key")), **changes
         )
-        return serialize_price(price, expand=expand)
+        return serialize_price(price)

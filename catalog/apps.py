@@ -11,14 +11,8 @@ class CatalogConfig(AppConfig):
         from catalog.models import Price, Product
 
         register_object_serializer(
-            Product,
-            api.serialize_product,
-            queryset=lambda: Product.objects.select_related("default_price"),
+            Product, api.serialize_product, queryset=api.products_to_serialize
         )
-        register_object_serializer(
-            Price,
-            api.serialize_price,
-            queryset=lambda: Price.objects.select_related("product", "meter").prefetch_related(
-                "tiers"
-            ),
-        )
+        register_object_serializer(Price, api.serialize_price, queryset=api.prices_to_serialize)
+        # What `expand[]` can reach (billing_site/api/expand.py).
+        api.register_expandables()

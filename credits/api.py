@@ -13,6 +13,7 @@ from billing_site.api.base import (
     get_by_param,
     get_by_public_id,
 )
+from billing_site.api.expand import Id, register_expandable
 from billing_site.api.lists import filter_by_params
 from billing_site.api.params import Params
 from billing_site.clock import to_unix
@@ -62,15 +63,17 @@ def serialize_grant(grant: CreditGrant) -> dict[str, Any]:
 
 def serialize_transaction(transaction: CreditBalanceTransaction) -> dict[str, Any]:
     money = _monetary(transaction.amount, transaction.grant.currency)
-    detail: dict[str, Any] = {"amount": money, "type": transaction.reason}
-    if transaction.reason in (T.Reason.CREDITS_APPLIED, T.Reason.INVOICE_VOIDED):
-        detail[transaction.reason] = {
-            "invoice": transaction.invoice.public_id if transaction.invoice_id else None,
+    is_credit = transaction.type == T.Type.CREDIT
+    # Stripe's shape names the invoice under a key per reason; the other reasons' key is null.
+    detail_key = T.Reason.INVOICE_VOIDED if is_credit else T.Reason.CREDITS_APPLIED
+    detail: dict[str, Any] = {"amount": money, "type": transaction.reason, detail_key: None}
+    if transaction.reason == detail_key and transaction.invoice_id:
+        detail[detail_key] = {
+            "invoice": transaction.invoice.public_id,
             "invoice_line_item": (
                 transaction.invoice_line.public_id if transaction.invoice_line_id else None
             ),
         }
-    is_credit = transaction.type == T.Type.CREDIT
     return {
         "id": transaction.public_id,
         "object": "billing.credit_balance_transaction",
@@ -80,12 +83,16 @@ def serialize_transaction(transaction: CreditBalanceTransaction) -> dict[str, An
         "debit": None if is_credit else detail,
         "effective_at": to_unix(transaction.effective_at),
         "livemode": False,
-        "test_clock": None,
+        "test_clock": (
+            transaction.customer.test_clock.public_id
+            if transaction.customer.test_clock_id
+            else None
+        ),
         "type": transaction.type,
     }
 
 
-def _grants():
+def grants_to_serialize():
     return CreditGrant.objects.select_related("customer__test_clock").prefetch_related("prices")
 
 
@@ -106,7 +113,7 @@ class CreditGrantCollection(ApiView):
     listing = Listing("/v1/billing/credit_grants", "billing.credit_grant", serialize_grant)
 
     def get(self, request, params: Params) -> dict[str, Any]:
-        queryset = _grants()
+        queryset = grants_to_serialize()
         if "customer" in params:
             queryset = queryset.filter(customer=_customer(params))
         return self.listing.page(queryset, params)
@@ -158,7 +165,7 @@ class CreditGrantCollection(ApiView):
             customer=customer,
             amount=value,
             currency=currency,
-            category=params.string("category", required=True),
+            category=params.string("category") or CreditGrant.Category.PAID,
             name=params.string("name", max_length=100) or "",
             prices=prices,
             priority=50 if priority is None else priority,
@@ -169,17 +176,19 @@ class CreditGrantCollection(ApiView):
             now=customer.billing_now(),
             actor=api_actor(request),
         )
-        return serialize_grant(_grants().get(pk=grant.pk))
+        return serialize_grant(grants_to_serialize().get(pk=grant.pk))
 
 
 class CreditGrantDetail(ApiView):
     resource = "credits"
 
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
-        return serialize_grant(get_by_public_id(_grants(), public_id, "billing.credit_grant"))
+        return serialize_grant(
+            get_by_public_id(grants_to_serialize(), public_id, "billing.credit_grant")
+        )
 
     def post(self, request, params: Params, public_id: str) -> dict[str, Any]:
-        grant = get_by_public_id(_grants(), public_id, "billing.credit_grant")
+        grant = get_by_public_id(grants_to_serialize(), public_id, "billing.credit_grant")
         changes: dict[str, Any] = {}
         if "expires_at" in params:
             raw = params.raw("expires_at")
@@ -188,7 +197,7 @@ class CreditGrantDetail(ApiView):
         if metadata is not None:
             changes["metadata"] = metadata
         services.credit_grant_update(grant=grant, actor=api_actor(request), **changes)
-        return serialize_grant(_grants().get(pk=grant.pk))
+        return serialize_grant(grants_to_serialize().get(pk=grant.pk))
 
 
 class CreditGrantAction(ApiView):
@@ -197,18 +206,40 @@ class CreditGrantAction(ApiView):
     action = ""
 
     def post(self, request, params: Params, public_id: str) -> dict[str, Any]:
-        grant = get_by_public_id(_grants(), public_id, "billing.credit_grant")
+        grant = get_by_public_id(grants_to_serialize(), public_id, "billing.credit_grant")
         at = grant.customer.billing_now()
         actor = api_actor(request)
         if self.action == "void":
             services.credit_grant_void(grant=grant, at=at, actor=actor)
         else:
             services.credit_grant_expire(grant=grant, at=at, actor=actor)
-        return serialize_grant(_grants().get(pk=grant.pk))
+        return serialize_grant(grants_to_serialize().get(pk=grant.pk))
 
 
-def _transactions():
-    return T.objects.select_related("grant", "invoice", "invoice_line")
+def transactions_to_serialize():
+    return T.objects.select_related("grant", "invoice", "invoice_line", "customer__test_clock")
+
+
+def register_expandables() -> None:
+    """What `expand[]` can reach in credits' objects (billing_site/api/expand.py)."""
+    register_expandable(
+        "billing.credit_grant",
+        load=grants_to_serialize,
+        serialize=serialize_grant,
+        fields={"customer": Id("customer"), "test_clock": Id("test_helpers.test_clock")},
+    )
+    register_expandable(
+        "billing.credit_balance_transaction",
+        load=transactions_to_serialize,
+        serialize=serialize_transaction,
+        fields={
+            "credit_grant": Id("billing.credit_grant"),
+            "test_clock": Id("test_helpers.test_clock"),
+            "debit.credits_applied.invoice": Id("invoice"),
+            "credit.credits_application_invoice_voided.invoice": Id("invoice"),
+        },
+    )
+    register_expandable("billing.credit_balance_summary", fields={"customer": Id("customer")})
 
 
 class CreditBalanceTransactionCollection(ApiView):
@@ -221,7 +252,7 @@ class CreditBalanceTransactionCollection(ApiView):
 
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = filter_by_params(
-            _transactions().filter(customer=_customer(params)),
+            transactions_to_serialize().filter(customer=_customer(params)),
             params,
             credit_grant="grant__public_id",
         )
@@ -233,7 +264,9 @@ class CreditBalanceTransactionDetail(ApiView):
 
     def get(self, request, params: Params, public_id: str) -> dict[str, Any]:
         return serialize_transaction(
-            get_by_public_id(_transactions(), public_id, "billing.credit_balance_transaction")
+            get_by_public_id(
+                transactions_to_serialize(), public_id, "billing.credit_balance_transaction"
+            )
         )
 
 

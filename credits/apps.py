@@ -11,16 +11,12 @@ class CreditsConfig(AppConfig):
         from credits.models import CreditBalanceTransaction, CreditGrant
 
         register_object_serializer(
-            CreditGrant,
-            api.serialize_grant,
-            queryset=lambda: CreditGrant.objects.select_related(
-                "customer__test_clock"
-            ).prefetch_related("prices"),
+            CreditGrant, api.serialize_grant, queryset=api.grants_to_serialize
         )
         register_object_serializer(
             CreditBalanceTransaction,
             api.serialize_transaction,
-            queryset=lambda: CreditBalanceTransaction.objects.select_related(
-                "grant", "invoice", "invoice_line"
-            ),
+            queryset=api.transactions_to_serialize,
         )
+        # What `expand[]` can reach (billing_site/api/expand.py).
+        api.register_expandables()

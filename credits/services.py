@@ -16,7 +16,8 @@ from django.db.models import Case, F, IntegerField, Q, Sum, When
 
 from billing_site import clock
 from billing_site.errors import BillingError
-from billing_site.events.recording import record_event, record_update, snapshot
+from billing_site.events.objects import serialize_objects
+from billing_site.events.recording import record_event, record_events, record_update, snapshot
 from billing_site.limits import check_amount, check_time
 from billing_site.model_update import model_update
 from catalog.models import Price
@@ -102,8 +103,59 @@ def _applies_to(grant: CreditGrant, line: LineToCredit, scoped: dict[int, set[in
     return grant.applies_to_all_metered or line.price_id in scoped.get(grant.pk, set())
 
 
-def _customer_grants(customer_id: int, currency: str, *, lock: bool) -> list[CreditGrant]:
-    grants = CreditGrant.objects.filter(customer_id=customer_id, currency=currency).order_by("pk")
+@dataclass(frozen=True)
+class InvoiceToCredit:
+    """One invoice's eligible lines, for `credits_apply_many`."""
+
+    invoice_id: int
+    customer_id: int
+    currency: str
+    lines: Sequence[LineToCredit]
+
+
+class _Grants:
+    """The usable grants of some customers at `at`, with what remains of each: the state the
+    application rule spends from, invoice after invoice."""
+
+    def __init__(self, grants: Sequence[CreditGrant], at: dt.datetime) -> None:
+        usable = _usable(grants, at)
+        balances = grant_balances(grant.pk for grant in usable) if usable else {}
+        self.remaining = {grant.pk: balances.get(grant.pk, 0) for grant in usable}
+        self.scoped: dict[int, set[int]] = {}
+        scoped = [grant.pk for grant in usable if not grant.applies_to_all_metered]
+        for grant_id, price_id in CreditGrant.prices.through.objects.filter(
+            creditgrant_id__in=scoped
+        ).values_list("creditgrant_id", "price_id"):
+            self.scoped.setdefault(grant_id, set()).add(price_id)
+        self.ordered: dict[tuple[int, str], list[CreditGrant]] = {}
+        for grant in application_order(usable):
+            self.ordered.setdefault((grant.customer_id, grant.currency), []).append(grant)
+
+    def spend(self, customer_id: int, currency: str, lines: Sequence[LineToCredit]):
+        """The one application rule: each line, in order, is paid by the customer's grants in
+        DESIGN's order, each up to what remains of it."""
+        ordered = self.ordered.get((customer_id, currency), [])
+        applications = []
+        for index, line in enumerate(lines):
+            owed = line.amount
+            for grant in ordered:
+                if owed <= 0:
+                    break
+                if self.remaining[grant.pk] <= 0 or not _applies_to(grant, line, self.scoped):
+                    continue
+                amount = min(owed, self.remaining[grant.pk])
+                self.remaining[grant.pk] -= amount
+                owed -= amount
+                applications.append(Application(grant, line.line_id, index, amount))
+        return applications
+
+
+def _grants_of(customer_ids: Iterable[int], *, lock: bool, currency: str | None = None):
+    """The customers' grants, locked in primary-key order with lock=True (the order every
+    writer locks in, so two workers can't deadlock)."""
+    grants = CreditGrant.objects.filter(customer_id__in=sorted(set(customer_ids))).order_by("pk")
+    if currency is not None:
+        grants = grants.filter(currency=currency)
     if lock:
         grants = grants.select_for_update()
     return list(grants)
@@ -118,29 +170,8 @@ def plan_applications(
     lock: bool = False,
 ) -> list[Application]:
     """Which grant pays how much of which line; with lock=True the grants stay locked."""
-    grants = _usable(_customer_grants(customer_id, currency, lock=lock), at)
-    if not grants:
-        return []
-    balances = grant_balances(grant.pk for grant in grants)
-    scoped: dict[int, set[int]] = {}
-    for grant in grants:
-        if not grant.applies_to_all_metered:
-            scoped[grant.pk] = set(grant.prices.values_list("pk", flat=True))
-    remaining = {grant.pk: balances.get(grant.pk, 0) for grant in grants}
-    ordered = application_order(grants)
-    applications = []
-    for index, line in enumerate(lines):
-        owed = line.amount
-        for grant in ordered:
-            if owed <= 0:
-                break
-            if remaining[grant.pk] <= 0 or not _applies_to(grant, line, scoped):
-                continue
-            amount = min(owed, remaining[grant.pk])
-            remaining[grant.pk] -= amount
-            owed -= amount
-            applications.append(Application(grant, line.line_id, index, amount))
-    return applications
+    grants = _Grants(_grants_of([customer_id], lock=lock, currency=currency), at)
+    return grants.spend(customer_id, currency, lines)
 
 
 def credits_apply(
@@ -152,30 +183,55 @@ def credits_apply(
     at: dt.datetime,
 ) -> list[Application]:
     """Spend credits on an invoice's eligible lines, inside the finalization's transaction."""
-    applications = plan_applications(
-        customer_id=customer_id, currency=currency, lines=lines, at=at, lock=True
+    invoice = InvoiceToCredit(invoice_id, customer_id, currency, lines)
+    return credits_apply_many(invoices=[invoice], at=at)[invoice_id]
+
+
+def credits_apply_many(
+    *, invoices: Sequence[InvoiceToCredit], at: dt.datetime
+) -> dict[int, list[Application]]:
+    """`credits_apply` for many invoices in one transaction (a billing-run chunk), in their
+    order: the grants of all their customers are locked at once, in primary-key order, and each
+    invoice spends what the ones before it left. Keyed by invoice id."""
+    currencies = {invoice.currency for invoice in invoices}
+    grants = _Grants(
+        _grants_of(
+            (invoice.customer_id for invoice in invoices),
+            lock=True,
+            currency=next(iter(currencies)) if len(currencies) == 1 else None,
+        ),
+        at,
     )
-    rows = T.objects.bulk_create(
-        T(
-            grant=application.grant,
-            customer_id=customer_id,
-            type=T.Type.DEBIT,
-            reason=T.Reason.CREDITS_APPLIED,
-            amount=application.amount,
-            invoice_id=invoice_id,
-            invoice_line_id=application.line_id,
-            effective_at=at,
-            created_at=at,
+    applied: dict[int, list[Application]] = {}
+    rows = []
+    for invoice in invoices:
+        applications = grants.spend(invoice.customer_id, invoice.currency, invoice.lines)
+        applied[invoice.invoice_id] = applications
+        rows.extend(
+            T(
+                grant=application.grant,
+                customer_id=invoice.customer_id,
+                type=T.Type.DEBIT,
+                reason=T.Reason.CREDITS_APPLIED,
+                amount=application.amount,
+                invoice_id=invoice.invoice_id,
+                invoice_line_id=application.line_id,
+                effective_at=at,
+                created_at=at,
+            )
+            for application in applications
         )
-        for application in applications
+    _record_transactions(T.objects.bulk_create(rows) if rows else [])
+    return applied
+
+
+def _record_transactions(rows: Sequence[CreditBalanceTransaction]) -> None:
+    record_events(
+        [
+            ("billing.credit_balance_transaction.created", data, None)
+            for data in serialize_objects(rows)
+        ]
     )
-    _record_transactions(rows)
-    return applications
-
-
-def _record_transactions(rows: Iterable[CreditBalanceTransaction]) -> None:
-    for row in rows:
-        record_event("billing.credit_balance_transaction.created", row)
 
 
 def credits_reinstate(*, customer_id: int, invoice_id: int, at: dt.datetime) -> int:

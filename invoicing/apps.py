@@ -14,7 +14,7 @@ class InvoicingConfig(AppConfig):
         register_object_serializer(
             Customer,
             api.serialize_customer,
-            queryset=lambda: Customer.objects.select_related("test_clock"),
+            queryset=api.customers_to_serialize,
         )
         register_object_serializer(TestClock, api.serialize_test_clock)
         register_object_serializer(
@@ -29,3 +29,5 @@ class InvoicingConfig(AppConfig):
         )
         # invoice.upcoming: the preview is not a row, so it is serialized as it is.
         register_object_serializer(InvoicePreview, api.serialize_preview)
+        # What `expand[]` can reach (billing_site/api/expand.py).
+        api.register_expandables()

@@ -96,6 +96,10 @@ class Subscription(models.Model):
         CHARGE_AUTOMATICALLY = "charge_automatically", "Charge automatically"
         SEND_INVOICE = "send_invoice", "Send invoice"
 
+    class BillingMode(models.TextChoices):
+        CLASSIC = "classic", "Classic"
+        FLEXIBLE = "flexible", "Flexible"
+
     public_id = PublicIdField("sub")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
@@ -116,6 +120,14 @@ class Subscription(models.Model):
         default=CollectionMethod.CHARGE_AUTOMATICALLY,
     )
     days_until_due = models.PositiveSmallIntegerField(null=True, blank=True)
+    billing_mode = models.CharField(
+        max_length=8,
+        choices=BillingMode.choices,
+        default=BillingMode.FLEXIBLE,
+        help_text="Stripe's billing_mode: 'flexible' (the current API's default) sends no first "
+        "invoice when there is nothing to bill in advance (metered items only); 'classic' "
+        "always sends one, even for 0.",
+    )
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
 

@@ -29,7 +29,8 @@ def serialize_portal_session(link: PortalLink, url: str) -> dict[str, Any]:
     return {
         "id": link.id,
         "object": "billing_portal.session",
-        "configuration": None,
+        # One portal, set up by this server: the id names it, there is no configuration API.
+        "configuration": "bpc_default",
         "created": to_unix(link.created_at),
         "customer": link.customer.public_id,
         "customer_account": None,

@@ -9,9 +9,12 @@ from invoicing.models import TestClock
 from invoicing.services import test_clock_advance
 from invoicing.services.billing_run import (
     billing_run,
+    chunked,
+    close_chunk,
     close_subscription_periods,
     due_draft_ids,
     due_subscription_ids,
+    finalize_chunk,
     finalize_due_draft,
 )
 from invoicing.services.notices import invoice_notices_send
@@ -21,8 +24,9 @@ from invoicing.services.notices import invoice_notices_send
 def billing_run_task(inline: bool = False) -> dict:
     """Every minute: close every ended period and finalize every draft past its grace period.
 
-    Under beat, one task per due subscription and per due draft (workers share the load);
-    inline (`run_billing`), the same services in this process, failures collected.
+    Under beat, one task per chunk of due subscriptions and per chunk of due drafts
+    (BILLING_RUN_CHUNK_SIZE; workers share the load); inline (`run_billing`), the same chunks
+    in this process, failures collected.
     """
     if inline:
         summary = billing_run()
@@ -34,13 +38,24 @@ def billing_run_task(inline: bool = False) -> dict:
     at = clock.now()
     subscriptions = due_subscription_ids(at=at)
     drafts = due_draft_ids(at=at)
-    for subscription_id in subscriptions:
-        close_subscription_periods_task.delay(subscription_id)
-    for invoice_id in drafts:
-        finalize_invoice_task.delay(invoice_id)
+    for chunk in chunked(subscriptions):
+        close_chunk_task.delay(chunk)
+    for chunk in chunked(drafts):
+        finalize_chunk_task.delay(chunk)
     return {"subscriptions": len(subscriptions), "drafts": len(drafts)}
 
 
+@shared_task
+def close_chunk_task(subscription_ids: list[int]) -> int:
+    return close_chunk(subscription_ids=subscription_ids, at=clock.now())
+
+
+@shared_task
+def finalize_chunk_task(invoice_ids: list[int]) -> int:
+    return finalize_chunk(invoice_ids=invoice_ids, at=clock.now())
+
+
+# One subscription or draft: kept so tasks queued before an upgrade still run.
 @shared_task
 def close_subscription_periods_task(subscription_id: int) -> int:
     return close_subscription_periods(subscription_id=subscription_id, at=clock.now())

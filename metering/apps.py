@@ -34,3 +34,7 @@ class MeteringConfig(AppConfig):
         from metering.models import Meter
 
         register_object_serializer(Meter, serialize_meter)
+        # A price's meter is a plain id in Stripe's shape; other objects may still name one.
+        from billing_site.api.expand import register_expandable
+
+        register_expandable("billing.meter", load=Meter.objects.all, serialize=serialize_meter)

@@ -21,7 +21,7 @@ from billing_site.client_ip import client_ip
 from billing_site.errors import ErrorCode
 from billing_site.key_permissions import READ, RESOURCES, WRITE
 from billing_site.models import ApiKey
-from billing_site.services import api_key_authenticate
+from billing_site.services import api_key_authenticate, hash_api_secret
 
 if TYPE_CHECKING:
     from billing_site.api.base import ApiView
@@ -30,6 +30,14 @@ if TYPE_CHECKING:
 def authenticate(request: HttpRequest) -> ApiKey:
     """The key in the Authorization header (Bearer, or Basic with the key as the user name, as
     curl -u sends it), or a 401."""
+    credential = _presented_secret(request)
+    api_key = api_key_authenticate(secret=credential)
+    if api_key is None:
+        raise _invalid_key(credential)
+    return api_key
+
+
+def _presented_secret(request: HttpRequest) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, credential = header.partition(" ")
     if scheme.lower() == "basic":
@@ -46,14 +54,68 @@ def authenticate(request: HttpRequest) -> ApiKey:
             "('Authorization: Bearer sk_...').",
             status=401,
         )
-    api_key = api_key_authenticate(secret=credential)
-    if api_key is None:
-        raise ApiError(
-            f"Invalid API Key provided: {mask_secret(credential)}",
-            status=401,
-            code=ErrorCode.API_KEY_INVALID,
-        )
-    return api_key
+    return credential
+
+
+def _invalid_key(credential: str) -> ApiError:
+    return ApiError(
+        f"Invalid API Key provided: {mask_secret(credential)}",
+        status=401,
+        code=ErrorCode.API_KEY_INVALID,
+    )
+
+
+class DeferredApiKey:
+    """A key presented but not looked up yet, for an endpoint whose own single statement checks
+    it (the v1 meter event: `metering.ingest.meter_event_record`), so the request costs one
+    round trip. Nothing is cached: the statement reads the key table on every request.
+
+    Until that statement has run, its permission check is the statement's (`allows` is True
+    here), and its rate-limit counter is keyed by the secret's hash (`pk`), the only identity
+    known before the look-up. An endpoint using it calls `deferred_key_refusal` for any error
+    it answers before the key was checked, so a bad key is still refused first."""
+
+    def __init__(self, secret: str):
+        self.secret = secret
+        self.secret_hash = hash_api_secret(secret)
+
+    @property
+    def pk(self) -> str:
+        return f"sha256:{self.secret_hash}"
+
+    def allows(self, resource: str, access: str) -> bool:
+        return True
+
+    def refused(self, request: HttpRequest) -> ApiError:
+        """The 401 for this key once its statement found no live key (counted like any)."""
+        _count_failed_key(request)
+        return _invalid_key(self.secret)
+
+
+def defer_authentication(request: HttpRequest) -> DeferredApiKey:
+    """The presented key, to be checked later by the endpoint's statement (a 401 if none)."""
+    return DeferredApiKey(_presented_secret(request))
+
+
+def deferred_key_refusal(view: ApiView, request: HttpRequest) -> ApiError | None:
+    """The answer a normal look-up gives a deferred key that was never checked: a 401 for an
+    unknown or revoked key, a 403 for a restricted key without permission, else None."""
+    try:
+        request.api_key = authenticate(request)  # type: ignore[attr-defined]
+    except ApiError as exc:
+        _count_failed_key(request)
+        return exc
+    try:
+        refuse_without_permission(view, request)
+    except ApiError as exc:
+        return exc
+    return None
+
+
+def _count_failed_key(request: HttpRequest) -> None:
+    rate_limits.count_request(
+        "invalid-key", client_ip(request), settings.BILLING_API_INVALID_KEY_RATE_LIMIT
+    )
 
 
 def mask_secret(secret: str) -> str:
@@ -76,7 +138,7 @@ def _rate_limited(retry_after: int) -> ApiError:
     )
 
 
-def authenticate_within_limits(view: ApiView, request: HttpRequest) -> ApiKey:
+def authenticate_within_limits(view: ApiView, request: HttpRequest) -> ApiKey | DeferredApiKey:
     """The key, after the client IP's failed attempts and then the key's own requests are
     checked against their limits. A flood of wrong keys is refused before any database work."""
     ip = client_ip(request)
@@ -88,7 +150,7 @@ def authenticate_within_limits(view: ApiView, request: HttpRequest) -> ApiKey:
         api_key = view.authenticate(request)
     except ApiError as exc:
         if exc.status == 401:
-            rate_limits.count_request("invalid-key", ip, failures_limit)
+            _count_failed_key(request)
         raise
     group = view.rate_limit_group
     rate = settings.BILLING_API_RATE_LIMITS[group]
@@ -105,7 +167,7 @@ def refuse_without_permission(view: ApiView, request: HttpRequest) -> None:
     if view.resource is None:
         return
     access = READ if request.method in view.read_methods else WRITE
-    api_key: ApiKey = request.api_key  # type: ignore[attr-defined]
+    api_key: ApiKey | DeferredApiKey = request.api_key  # type: ignore[attr-defined]
     if api_key.allows(view.resource, access):
         return
     # Stripe's answer to a restricted key without the permission: a 403 invalid_request_error

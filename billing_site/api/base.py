@@ -1,7 +1,7 @@
 """The base view of every API endpoint: body decoding, idempotency, errors, pagination.
 
 Who may call is decided in `billing_site.api.auth` (keys, rate limits, restricted keys); the
-error shape is `billing_site.api.errors`.
+error shape is `billing_site.api.errors`; `Idempotency-Key` is `billing_site.api.idempotency`.
 
 An endpoint subclasses `ApiView` and implements `get`/`post`/`delete` as
 `(self, request, params: Params, **url_kwargs) -> dict`. It raises `BillingError` (or
@@ -13,11 +13,7 @@ database connection is a retryable 503, anything unexpected a logged 500 `api_er
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import hashlib
-import json
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import InvalidOperation
@@ -27,7 +23,6 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import (
     DataError,
-    IntegrityError,
     InterfaceError,
     OperationalError,
     connections,
@@ -39,7 +34,6 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from billing_site import clock
 from billing_site.api.auth import (
     authenticate,
     authenticate_within_limits,
@@ -47,6 +41,9 @@ from billing_site.api.auth import (
     refuse_without_permission,
 )
 from billing_site.api.errors import ApiError, error_response, from_billing_error
+from billing_site.api.expand import ListPage, check_paths, expand_response
+from billing_site.api.idempotency import run_idempotently
+from billing_site.api.lists import filter_by_time_range
 from billing_site.api.params import (
     ParameterError,
     Params,
@@ -56,7 +53,7 @@ from billing_site.api.params import (
 )
 from billing_site.errors import BillingError, ErrorCode, NotFound
 from billing_site.events.context import api_request_scope
-from billing_site.models import ApiKey, IdempotencyKey
+from billing_site.models import ApiKey
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +213,12 @@ class ApiView(View):
             data = {**query, **data}
         idempotency_key = request.headers.get("Idempotency-Key")
         if request.method == "POST" and idempotency_key:
-            return _run_idempotently(request, idempotency_key, data, handler, kwargs)
+            return run_idempotently(
+                request,
+                idempotency_key,
+                data,
+                lambda on_success: _call(request, data, handler, kwargs, on_success=on_success),
+            )
         return _run(request, data, handler, kwargs)
 
 
@@ -235,9 +237,14 @@ def _call(
     # so they skip the request transaction (BEGIN and COMMIT are two round trips per request).
     wrap = transaction.atomic() if getattr(view, "atomic", True) else contextlib.nullcontext()
     try:
+        expand = params.expand()
+        if expand and not getattr(view, "atomic", True):
+            # Such views write before they answer and can't undo the write if an expansion is
+            # refused; what they return (meter events) has nothing to expand.
+            check_paths(expand, "")
         # Events recorded inside name this request; those of on_commit work (after `wrap`) don't.
         with wrap, api_request_scope(request):
-            body = handler(request, params, **kwargs)
+            body = expand_response(handler(request, params, **kwargs), expand)
             # Unknown parameters are checked after the handler read what it knows; the
             # transaction makes sure nothing it wrote survives that error.
             params.reject_unknown()
@@ -271,102 +278,6 @@ def _call(
 def _run(request, data, handler, kwargs) -> JsonResponse:
     status, body = _call(request, data, handler, kwargs)
     return JsonResponse(body, status=status)
-
-
-def _fingerprint(request: HttpRequest, data: dict[str, Any]) -> str:
-    canonical = json.dumps(
-        {"method": request.method, "path": request.path, "params": data},
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _run_idempotently(request, key: str, data, handler, kwargs) -> JsonResponse:
-    if len(key) > 255:
-        raise ApiError("Idempotency-Key must be at most 255 characters.", param="Idempotency-Key")
-    # Checked before anything runs: the key is stored, and echoed in a response header.
-    if find_unstorable_text(key, "Idempotency-Key") or _CONTROL_CHARACTERS.search(key):
-        raise ApiError(
-            "Idempotency-Key can't contain control characters (such as NUL or a line break) "
-            "or unpaired surrogates.",
-            param="Idempotency-Key",
-        )
-    api_key = request.api_key
-    fingerprint = _fingerprint(request, data)
-    now = clock.now()
-    ttl = dt.timedelta(hours=settings.BILLING_API_IDEMPOTENCY_KEY_TTL_HOURS)
-    IdempotencyKey.objects.filter(api_key=api_key, key=key, created_at__lt=now - ttl).delete()
-    try:
-        with transaction.atomic():
-            record = IdempotencyKey.objects.create(
-                api_key=api_key,
-                key=key,
-                request_method=request.method,
-                request_path=request.path[:255],
-                request_fingerprint=fingerprint,
-                created_at=now,
-            )
-    except IntegrityError:
-        record = IdempotencyKey.objects.get(api_key=api_key, key=key)
-        if record.request_fingerprint != fingerprint:
-            raise ApiError(
-                "Keys for idempotent requests can only be used with the same parameters they "
-                f"were first used with. Try using a key other than '{key}' if you meant to "
-                "execute a different request.",
-                type="idempotency_error",
-                code=ErrorCode.IDEMPOTENCY_KEY_IN_USE,
-            ) from None
-        if record.response_status is None and not _take_over_if_stale(record, now):
-            raise ApiError(
-                "There is currently another in-progress request using this Idempotency-Key. "
-                "Retry this request after it finishes.",
-                status=409,
-                type="idempotency_error",
-                code=ErrorCode.IDEMPOTENCY_KEY_IN_USE,
-            ) from None
-        if record.response_status is not None:
-            response = JsonResponse(record.response_body, status=record.response_status)
-            response["Idempotent-Replayed"] = "true"
-            return response
-    saved = False
-
-    def save_response(status: int, body: dict[str, Any]) -> None:
-        nonlocal saved
-        IdempotencyKey.objects.filter(pk=record.pk).update(
-            response_status=status, response_body=body
-        )
-        saved = True
-
-    try:
-        # The response is saved in the handler's own transaction: a worker killed in between
-        # leaves either both (replayed) or neither (the record stays in progress, and a retry
-        # takes it over once stale without applying the request twice).
-        status, body = _call(request, data, handler, kwargs, on_success=save_response)
-    except Exception:
-        # Nothing was committed by the handler, so a retry must be able to run it again.
-        record.delete()
-        raise
-    if not saved:  # an error answer (nothing was written) or a view without a transaction
-        save_response(status, body)
-    response = JsonResponse(body, status=status)
-    response["Idempotency-Key"] = key
-    return response
-
-
-def _take_over_if_stale(record: IdempotencyKey, now: dt.datetime) -> bool:
-    """A request still "in progress" past the staleness window died with its worker: the retry
-    takes the record over (once: a conditional update, so two retries can't both win)."""
-    stale_before = now - dt.timedelta(seconds=settings.BILLING_STALE_REQUEST_SECONDS)
-    if record.created_at >= stale_before:
-        return False
-    taken = IdempotencyKey.objects.filter(
-        pk=record.pk, response_status__isnull=True, created_at=record.created_at
-    ).update(created_at=now)
-    return taken == 1
 
 
 def api_actor(request: HttpRequest) -> str:
@@ -415,13 +326,17 @@ def paginate(
     serialize: Callable[[Any], dict[str, Any]],
     oldest_first: bool = False,
     cursor_field: str = "public_id",
+    created_field: str | None = "created_at",
 ) -> dict[str, Any]:
     """Stripe list pagination by the integer primary key (stable and indexed).
 
     Lists are newest first, except where order means something else (an invoice's lines).
     `cursor_field` is the column holding the ids clients send as cursors (the id they were
-    shown).
+    shown). Every list takes Stripe's `created` filter (`created[gte]=...`), on the column
+    `created_field` that the objects' `created` shows.
     """
+    if created_field:
+        queryset = filter_by_time_range(queryset, params, "created", created_field)
     limit = params.integer("limit", minimum=1, maximum=100) or 10
     starting_after = params.string("starting_after")
     ending_before = params.string("ending_before")
@@ -445,12 +360,15 @@ def paginate(
     page = page[:limit]
     if ending_before:
         page.reverse()
-    return {
-        "object": "list",
-        "data": [serialize(item) for item in page],
-        "has_more": has_more,
-        "url": url,
-    }
+    return ListPage(
+        {
+            "object": "list",
+            "data": [serialize(item) for item in page],
+            "has_more": has_more,
+            "url": url,
+        },
+        item_type=resource,
+    )
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl
 
+from billing_site.api.expand import requested_paths
 from billing_site.clock import from_unix
 from billing_site.db import UNSTORABLE_TEXT as _UNSTORABLE_TEXT
 from billing_site.db import escape_unstorable
@@ -473,7 +474,8 @@ class Params:
         return None if changes is None else merge_metadata(current, changes)
 
     def expand(self) -> list[str]:
-        return [str(item) for item in (self.list_of("expand") or [])]
+        """The `expand[]` paths (applied to every response by `billing_site.api.expand`)."""
+        return requested_paths(self.list_of("expand"))
 
 
 def merge_metadata(current: dict[str, str], changes: dict[str, str] | None) -> dict[str, str]:

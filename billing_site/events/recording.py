@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import partial
 from typing import Any
 
@@ -24,7 +24,7 @@ from billing_site import clock
 from billing_site.celery import app as celery_app
 from billing_site.events.context import current_api_request
 from billing_site.events.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from billing_site.events.objects import serialize_object
+from billing_site.events.objects import serialize_object, serialize_objects
 from billing_site.events.types import is_known_event_type
 
 logger = logging.getLogger(__name__)
@@ -73,16 +73,66 @@ def record_event(
     With `dedupe_key`, the event is recorded at most once per key (the unique key is the claim):
     None is returned when it already was.
     """
-    if not is_known_event_type(event_type):
-        raise ValueError(f"Unknown event type {event_type!r}: add it to events/types.py.")
+    _check_type(event_type)
     if data_object is None:
         data_object = serialize_object(obj)
+    now = clock.now()
+    event = _new_event(event_type, data_object, previous_attributes, dedupe_key, now)
+    try:
+        # Joins the caller's transaction; a savepoint only where a lost claim must not abort it.
+        with transaction.atomic(savepoint=dedupe_key is not None):
+            event.save(force_insert=True)
+            deliveries = _create_deliveries([event], now)
+    except IntegrityError:
+        if dedupe_key is not None and Event.objects.filter(dedupe_key=dedupe_key).exists():
+            return None
+        raise
+    _after_commit([event], deliveries)
+    return event
+
+
+# One event to record in bulk: (type, the serialized object, previous_attributes or None).
+PendingEvent = tuple[str, dict[str, Any], dict[str, Any] | None]
+
+
+def record_events(pending: Sequence[PendingEvent]) -> list[Event]:
+    """`record_event` for many events at once (the billing run's chunks): the rows in one
+    INSERT and their deliveries in one more, in the caller's transaction, in this order."""
+    if not pending:
+        return []
+    now = clock.now()
+    events = Event.objects.bulk_create(
+        _new_event(event_type, data_object, previous, None, now)
+        for event_type, data_object, previous in pending
+    )
+    _after_commit(events, _create_deliveries(events, now))
+    return events
+
+
+def record_updates(event_type: str, objs: Sequence[Any], befores: Sequence[dict]) -> list[Event]:
+    """`record_update` for many objects of one class, `befores` their snapshots in order
+    (`serialize_objects` before the change)."""
+    pending: list[PendingEvent] = []
+    for before, after in zip(befores, serialize_objects(objs), strict=True):
+        previous = changed_attributes(before, after)
+        if previous:
+            pending.append((event_type, after, previous))
+    return record_events(pending)
+
+
+def _new_event(
+    event_type: str,
+    data_object: dict[str, Any],
+    previous_attributes: dict[str, Any] | None,
+    dedupe_key: str | None,
+    now: dt.datetime,
+) -> Event:
+    _check_type(event_type)
     data: dict[str, Any] = {"object": data_object}
     if previous_attributes is not None:
         data["previous_attributes"] = previous_attributes
     api_request = current_api_request()
-    now = clock.now()
-    event = Event(
+    return Event(
         type=event_type,
         api_version=settings.BILLING_API_VERSION,
         data=data,
@@ -92,22 +142,21 @@ def record_event(
         dedupe_key=dedupe_key,
         created_at=now,
     )
-    try:
-        # Joins the caller's transaction; a savepoint only where a lost claim must not abort it.
-        with transaction.atomic(savepoint=dedupe_key is not None):
-            event.save(force_insert=True)
-            deliveries = _create_deliveries(event, now)
-    except IntegrityError:
-        if dedupe_key is not None and Event.objects.filter(dedupe_key=dedupe_key).exists():
-            return None
-        raise
+
+
+def _check_type(event_type: str) -> None:
+    if not is_known_event_type(event_type):
+        raise ValueError(f"Unknown event type {event_type!r}: add it to events/types.py.")
+
+
+def _after_commit(events: list[Event], deliveries: list[WebhookDelivery]) -> None:
     if deliveries and broker_configured():
         transaction.on_commit(partial(queue_deliveries, [d.pk for d in deliveries]), robust=True)
     if event_committed.has_listeners():
-        transaction.on_commit(
-            partial(event_committed.send_robust, sender=Event, event=event), robust=True
-        )
-    return event
+        for event in events:
+            transaction.on_commit(
+                partial(event_committed.send_robust, sender=Event, event=event), robust=True
+            )
 
 
 def recorded_dedupe_keys(keys: Iterable[str]) -> set[str]:
@@ -115,17 +164,19 @@ def recorded_dedupe_keys(keys: Iterable[str]) -> set[str]:
     return set(Event.objects.filter(dedupe_key__in=list(keys)).values_list("dedupe_key", flat=True))
 
 
-def _create_deliveries(event: Event, now: dt.datetime) -> list[WebhookDelivery]:
-    endpoints = [
-        endpoint
-        for endpoint in WebhookEndpoint.objects.filter(status=WebhookEndpoint.Status.ENABLED).only(
+def _create_deliveries(events: list[Event], now: dt.datetime) -> list[WebhookDelivery]:
+    endpoints = list(
+        WebhookEndpoint.objects.filter(status=WebhookEndpoint.Status.ENABLED).only(
             "pk", "enabled_events"
         )
-        if endpoint.listens_to(event.type)
-    ]
+    )
+    if not endpoints:
+        return []
     return WebhookDelivery.objects.bulk_create(
         WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now, created_at=now)
+        for event in events
         for endpoint in endpoints
+        if endpoint.listens_to(event.type)
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import environ
@@ -112,8 +113,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Where meter events are stored and usage is read (metering.store.EVENT_STORES): "postgresql"
-# (one prepared statement per batch, partitioned events) or "orm" (any database Django supports).
-METER_EVENT_STORES = ("postgresql", "orm")
+# (one prepared statement per batch, partitioned events), "orm" (any database Django supports)
+# or "clickhouse" (events in ClickHouse; README "ClickHouse event store").
+METER_EVENT_STORES = ("postgresql", "orm", "clickhouse")
 _ON_POSTGRESQL = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 METER_EVENT_STORE = env.str("METER_EVENT_STORE", default="") or (
     "postgresql" if _ON_POSTGRESQL else "orm"
@@ -129,6 +131,35 @@ if METER_EVENT_STORE == "postgresql" and not _ON_POSTGRESQL:
         f"{DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}; use METER_EVENT_STORE=orm or "
         "unset it."
     )
+# The ClickHouse event store: clickhouse://user:password@host:8123/database (a server, over HTTP)
+# or chdb:///absolute/directory (the engine embedded in this process: development and tests).
+CLICKHOUSE_URL = env.str("CLICKHOUSE_URL", default="")
+# A cluster's name (remote_servers): the DDL then runs ON CLUSTER, with Distributed tables
+# sharded by customer. Empty: one server.
+CLICKHOUSE_CLUSTER = env.str("CLICKHOUSE_CLUSTER", default="")
+# Events (and their rollups) are dropped this many days after their timestamp; 0 keeps them.
+CLICKHOUSE_EVENT_RETENTION_DAYS = env.int("CLICKHOUSE_EVENT_RETENTION_DAYS", default=760)
+if METER_EVENT_STORE == "clickhouse":
+    import importlib.util
+
+    # The package each URL scheme needs (the optional group `clickhouse` installs both).
+    _CLICKHOUSE_SCHEMES = {
+        "clickhouse": "clickhouse_connect",
+        "clickhouses": "clickhouse_connect",
+        "chdb": "chdb",
+    }
+    _scheme = CLICKHOUSE_URL.split("://", 1)[0] if "://" in CLICKHOUSE_URL else ""
+    if _scheme not in _CLICKHOUSE_SCHEMES:
+        raise ImproperlyConfigured(
+            "METER_EVENT_STORE=clickhouse needs CLICKHOUSE_URL=clickhouse://user:password@host:"
+            "8123/database (a server) or chdb:///absolute/directory (embedded), got "
+            f"'{CLICKHOUSE_URL.split('@')[-1]}'."
+        )
+    if importlib.util.find_spec(_CLICKHOUSE_SCHEMES[_scheme]) is None:
+        raise ImproperlyConfigured(
+            f"METER_EVENT_STORE=clickhouse with a {_scheme}:// URL needs the "
+            f"{_CLICKHOUSE_SCHEMES[_scheme]} package: pip install -e '.[clickhouse]'"
+        )
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -186,6 +217,34 @@ if not 0 <= BILLING_GRACE_PERIOD_MINUTES <= 72 * 60:
         f"got {BILLING_GRACE_PERIOD_MINUTES}."
     )
 BILLING_INVOICE_NUMBER_PREFIX = env.str("BILLING_INVOICE_NUMBER_PREFIX", default="INV")
+# Subscriptions (or drafts) the billing run closes (or finalizes) per transaction.
+BILLING_RUN_CHUNK_SIZE = env.int("BILLING_RUN_CHUNK_SIZE", default=500)
+if BILLING_RUN_CHUNK_SIZE < 1:
+    raise ImproperlyConfigured(
+        f"BILLING_RUN_CHUNK_SIZE must be at least 1, got {BILLING_RUN_CHUNK_SIZE}."
+    )
+
+# The seller, as `GET /v1/account` and the invoice PDFs show it.
+BILLING_ACCOUNT_ID = env.str("BILLING_ACCOUNT_ID", default="acct_1UsageBillingBackOffice")
+BILLING_SELLER_NAME = env.str("BILLING_SELLER_NAME", default="Usage Billing")
+BILLING_SELLER_EMAIL = env.str("BILLING_SELLER_EMAIL", default="")
+BILLING_SELLER_COUNTRY = env.str("BILLING_SELLER_COUNTRY", default="US").upper()
+BILLING_DEFAULT_CURRENCY = env.str("BILLING_DEFAULT_CURRENCY", default="usd").lower()
+if not re.fullmatch(r"acct_[A-Za-z0-9]+", BILLING_ACCOUNT_ID):
+    raise ImproperlyConfigured(
+        "BILLING_ACCOUNT_ID must be acct_ followed by letters and digits, "
+        f"got {BILLING_ACCOUNT_ID!r}."
+    )
+if not re.fullmatch(r"[A-Z]{2}", BILLING_SELLER_COUNTRY):
+    raise ImproperlyConfigured(
+        f"BILLING_SELLER_COUNTRY must be a two-letter ISO country code (US, FR, ...), "
+        f"got {BILLING_SELLER_COUNTRY!r}."
+    )
+if not re.fullmatch(r"[a-z]{3}", BILLING_DEFAULT_CURRENCY):
+    raise ImproperlyConfigured(
+        f"BILLING_DEFAULT_CURRENCY must be a three-letter ISO currency code (usd, eur, ...), "
+        f"got {BILLING_DEFAULT_CURRENCY!r}."
+    )
 
 # Events and webhooks (billing_site/events/). Events are kept this many days (Stripe: 30), and
 # `invoice.upcoming` is sent this many days before a subscription renews (Stripe's default: 3).

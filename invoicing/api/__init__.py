@@ -6,5 +6,6 @@
 - `invoice_items.py`: `/v1/invoiceitems`
 - `previews.py`: `/v1/invoices/create_preview` (the upcoming invoice)
 - `test_clocks.py`: `/v1/test_helpers/test_clocks`
-- `serializers.py`: the JSON of every object above, and the querysets that feed it
+- `serializers.py`: the JSON of every object above, and the querysets that feed it (invoices,
+  lines, invoice items and the preview in `invoice_serializers.py`), and what `expand[]` reaches
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from billing_site.api.base import ApiView, Listing, api_actor, get_by_param, get_by_public_id
+from billing_site.api.lists import filter_by_params
 from billing_site.api.params import Params
 from invoicing import services
 from invoicing.api.serializers import serialize_customer
@@ -36,7 +37,11 @@ class CustomerCollection(ApiView):
     listing = Listing("/v1/customers", "customer", serialize_customer)
 
     def get(self, request, params: Params) -> dict[str, Any]:
-        queryset = Customer.objects.live()
+        queryset = filter_by_params(
+            Customer.objects.live().select_related("test_clock"),
+            params,
+            test_clock="test_clock__public_id",
+        )
         email = params.string("email", max_length=512)
         if email:
             queryset = queryset.filter(email__iexact=email)

@@ -30,6 +30,10 @@ class InvoiceItemCollection(ApiView):
             customer="invoice__customer__public_id",
             invoice="invoice__public_id",
         )
+        pending = params.boolean("pending")
+        if pending is not None:
+            # Pending: not yet on an invoice (waiting for the customer's next one).
+            queryset = queryset.filter(invoice__isnull=pending)
         return self.listing.page(queryset, params)
 
     def post(self, request, params: Params) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from billing_site.api.base import ApiView, Listing, api_actor, get_by_public_id, paginate
-from billing_site.api.lists import OneOf, filter_by_params
+from billing_site.api.lists import OneOf, filter_by_params, filter_by_time_range
 from billing_site.api.params import Params
 from invoicing import services
 from invoicing.api.customers import customer_param
@@ -35,6 +35,7 @@ class InvoiceCollection(ApiView):
             status=OneOf("status", Invoice.Status.values),
             collection_method=OneOf("collection_method", Subscription.CollectionMethod.values),
         )
+        queryset = filter_by_time_range(queryset, params, "due_date", "due_date")
         return self.listing.page(queryset, params)
 
     def post(self, request, params: Params) -> dict[str, Any]:

@@ -1,9 +1,14 @@
 """The Stripe-shaped JSON of invoicing's objects, and the querysets that load what it reads.
 
-The shapes live together because they nest: a subscription embeds its items, an invoice its
-lines, and lines, invoice items and previews share the period and pricing blocks. Each
+Customers, test clocks and subscriptions are here; invoices, their lines, invoice items and the
+preview in `invoice_serializers.py` (re-exported below, so callers import from one module). Each
 `*_to_serialize()` queryset prefetches exactly what its serializer reads, so a list page costs
 a fixed number of queries whatever its length.
+
+Every object has all the fields Stripe's schema requires (tests/api/test_stripe_conformance.py):
+a feature this project doesn't have gets Stripe's own "not used" value (null, false, [] or
+`{enabled: false}`), never a made-up one. `register_expandables` declares what `expand[]` can
+reach from each object (billing_site/api/expand.py).
 """
 
 from __future__ import annotations
@@ -11,22 +16,47 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
+from billing_site.api.expand import Id, ListOf, Nested, register_expandable
 from billing_site.clock import to_unix
-from billing_site.formatting import decimal_string
-from catalog.api import serialize_price
-from invoicing.models import (
-    Customer,
-    Invoice,
-    InvoiceLineItem,
-    Subscription,
-    SubscriptionItem,
-    TestClock,
+from catalog.api import serialize_plan, serialize_price
+from invoicing.api.invoice_serializers import (
+    invoice_items_to_serialize,
+    invoices_to_serialize,
+    lines_to_serialize,
+    serialize_invoice,
+    serialize_invoice_item,
+    serialize_line,
+    serialize_preview,
 )
-from invoicing.selectors import InvoicePreview
+from invoicing.models import Customer, Invoice, Subscription, SubscriptionItem, TestClock
+
+__all__ = [
+    "customers_to_serialize",
+    "invoice_items_to_serialize",
+    "invoices_to_serialize",
+    "lines_to_serialize",
+    "register_expandables",
+    "serialize_customer",
+    "serialize_invoice",
+    "serialize_invoice_item",
+    "serialize_line",
+    "serialize_preview",
+    "serialize_subscription",
+    "serialize_subscription_item",
+    "serialize_test_clock",
+    "subscription_items_to_serialize",
+    "subscriptions_to_serialize",
+]
 
 # --- customers and test clocks ----------------------------------------------------------------
+
+
+def customers_to_serialize() -> QuerySet[Customer]:
+    """Deleted customers too: an invoice or a grant still names them (expanded, they read
+    `{"id", "object", "deleted": true}`, as on Stripe)."""
+    return Customer.objects.select_related("test_clock")
 
 
 def serialize_customer(customer: Customer) -> dict[str, Any]:
@@ -89,316 +119,197 @@ def subscription_items_to_serialize() -> QuerySet[SubscriptionItem]:
     ).prefetch_related("price__tiers")
 
 
+def _latest_invoice_id() -> Subquery:
+    # Derived rather than stored, so whatever creates a subscription's invoices (the first
+    # invoice, a period close, a cancel with invoice_now, a set-based billing run) keeps it
+    # right without maintaining a column. One indexed subquery per row of the page.
+    newest = Invoice.objects.filter(subscription=OuterRef("pk")).order_by("-created_at", "-pk")
+    return Subquery(newest.values("public_id")[:1])
+
+
 def subscriptions_to_serialize() -> QuerySet[Subscription]:
-    return Subscription.objects.select_related("customer__test_clock").prefetch_related(
-        Prefetch("items", queryset=subscription_items_to_serialize())
+    return (
+        Subscription.objects.select_related("customer__test_clock")
+        .prefetch_related(Prefetch("items", queryset=subscription_items_to_serialize()))
+        .annotate(latest_invoice_public_id=_latest_invoice_id())
     )
 
 
 def serialize_subscription_item(item: SubscriptionItem) -> dict[str, Any]:
     subscription = item.subscription
-    return {
+    body: dict[str, Any] = {
         "id": item.public_id,
         "object": "subscription_item",
+        "billing_thresholds": None,
         "created": to_unix(item.created_at),
         "current_period_end": to_unix(subscription.current_period_end),
         "current_period_start": to_unix(subscription.current_period_start),
+        "current_trial": None,
         "discounts": [],
         "metadata": item.metadata,
+        "plan": serialize_plan(item.price),
         "price": serialize_price(item.price),
-        "quantity": None if item.price.is_metered else item.quantity,
         "subscription": subscription.public_id,
         "tax_rates": [],
+    }
+    # Stripe's schema has no quantity for a metered item: its quantity is its usage.
+    if not item.price.is_metered:
+        body["quantity"] = item.quantity
+    return body
+
+
+def _latest_invoice(subscription: Subscription) -> str | None:
+    if hasattr(subscription, "latest_invoice_public_id"):
+        return subscription.latest_invoice_public_id
+    newest = subscription.invoices.order_by("-created_at", "-pk").values("public_id").first()
+    return newest["public_id"] if newest else None
+
+
+def _billing_mode(subscription: Subscription) -> dict[str, Any]:
+    flexible = subscription.billing_mode == Subscription.BillingMode.FLEXIBLE
+    return {
+        "type": subscription.billing_mode,
+        "flexible": {"proration_discounts": "included"} if flexible else None,
     }
 
 
 def serialize_subscription(subscription: Subscription) -> dict[str, Any]:
     items = list(subscription.items.all())
+    customer = subscription.customer
+    canceling = subscription.cancel_at_period_end or subscription.canceled_at is not None
     return {
         "id": subscription.public_id,
         "object": "subscription",
+        "application": None,
+        "application_fee_percent": None,
+        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
         "billing_cycle_anchor": to_unix(subscription.billing_cycle_anchor),
+        "billing_cycle_anchor_config": None,
+        "billing_mode": _billing_mode(subscription),
+        "billing_schedules": [],
+        "billing_thresholds": None,
         "cancel_at": (
             to_unix(subscription.current_period_end) if subscription.cancel_at_period_end else None
         ),
         "cancel_at_period_end": subscription.cancel_at_period_end,
         "canceled_at": to_unix(subscription.canceled_at),
+        "cancellation_details": {
+            "comment": None,
+            "feedback": None,
+            "feedback_option": None,
+            "reason": "cancellation_requested" if canceling else None,
+        },
         "collection_method": subscription.collection_method,
         "created": to_unix(subscription.created_at),
         "currency": subscription.currency.lower(),
         "current_period_end": to_unix(subscription.current_period_end),
         "current_period_start": to_unix(subscription.current_period_start),
-        "customer": subscription.customer.public_id,
+        "customer": customer.public_id,
+        "customer_account": None,
         "days_until_due": subscription.days_until_due,
         "default_payment_method": None,
+        "default_source": None,
         "description": None,
         "discounts": [],
         "ended_at": to_unix(subscription.ended_at),
+        "invoice_settings": {
+            "account_tax_ids": None,
+            "custom_fields": None,
+            "description": None,
+            "footer": None,
+            "issuer": {"type": "self"},
+        },
         "items": {
             "object": "list",
             "data": [serialize_subscription_item(item) for item in items],
             "has_more": False,
+            "total_count": len(items),
             "url": f"/v1/subscription_items?subscription={subscription.public_id}",
         },
-        "latest_invoice": None,
+        "latest_invoice": _latest_invoice(subscription),
         "livemode": False,
+        "managed_payments": None,
         "metadata": subscription.metadata,
+        "next_pending_invoice_item_invoice": None,
+        "on_behalf_of": None,
+        "pause_collection": None,
+        "payment_settings": None,
+        "pending_invoice_item_interval": None,
+        "pending_setup_intent": None,
+        "pending_update": None,
+        "schedule": None,
         "start_date": to_unix(subscription.created_at),
         "status": subscription.status,
-        "test_clock": (
-            subscription.customer.test_clock.public_id
-            if subscription.customer.test_clock_id
-            else None
-        ),
-    }
-
-
-# --- blocks shared by lines, invoice items and previews ---------------------------------------
-
-
-def _period(start: dt.datetime | None, end: dt.datetime | None) -> dict[str, int | None]:
-    return {"start": to_unix(start), "end": to_unix(end)}
-
-
-def _pricing(line: InvoiceLineItem) -> dict[str, Any]:
-    price = line.price
-    return {
-        "type": "price_details",
-        "price_details": (
-            {"price": price.public_id, "product": price.product.public_id} if price else None
-        ),
-        "unit_amount_decimal": decimal_string(price.unit_amount_decimal) if price else None,
-    }
-
-
-def _credit_amounts(credits_applied: int) -> list[dict[str, Any]]:
-    """`pretax_credit_amounts`: the credit grants' share of a line or an invoice, if any."""
-    if not credits_applied:
-        return []
-    return [{"amount": credits_applied, "type": "credit_balance_transaction"}]
-
-
-def _whole_quantity(quantity) -> int | None:
-    """Stripe's integer `quantity` next to `quantity_decimal`: null for a fractional one."""
-    return int(quantity) if quantity == int(quantity) else None
-
-
-# --- invoices and their lines -----------------------------------------------------------------
-
-
-def lines_to_serialize() -> QuerySet[InvoiceLineItem]:
-    return InvoiceLineItem.objects.select_related(
-        "price__product", "subscription_item", "invoice__subscription"
-    )
-
-
-def invoices_to_serialize() -> QuerySet[Invoice]:
-    return Invoice.objects.select_related("customer__test_clock", "subscription").prefetch_related(
-        Prefetch("lines", queryset=lines_to_serialize())
-    )
-
-
-def _line_parent(line: InvoiceLineItem) -> dict[str, Any]:
-    if line.kind == InvoiceLineItem.Kind.INVOICE_ITEM:
-        return {
-            "type": "invoice_item_details",
-            "invoice_item_details": {
-                "invoice_item": line.item_public_id,
-                "proration": False,
-                "subscription": None,
-            },
-        }
-    return {
-        "type": "subscription_item_details",
-        "subscription_item_details": {
-            "invoice_item": None,
-            "proration": False,
-            "subscription": line.invoice.subscription.public_id,
-            "subscription_item": line.subscription_item.public_id,
-        },
-    }
-
-
-def serialize_line(line: InvoiceLineItem) -> dict[str, Any]:
-    invoice = line.invoice
-    return {
-        "id": line.public_id,
-        "object": "line_item",
-        "amount": line.amount,
-        "currency": invoice.currency.lower(),
-        "description": line.description,
-        "discount_amounts": [],
-        "discountable": True,
-        "discounts": [],
-        "invoice": invoice.public_id,
-        "livemode": False,
-        "metadata": line.metadata,
-        "parent": _line_parent(line),
-        "period": _period(line.period_start, line.period_end),
-        "pretax_credit_amounts": _credit_amounts(line.credits_applied),
-        "price": line.price.public_id if line.price_id else None,
-        "pricing": _pricing(line),
-        "quantity": _whole_quantity(line.quantity),
-        "quantity_decimal": decimal_string(line.quantity),
-        "subscription": invoice.subscription.public_id if invoice.subscription_id else None,
-        "subtotal": line.amount,
-        "taxes": [],
-        "tier_breakdown": line.tier_breakdown,
-        "unrounded_amount_decimal": decimal_string(line.unrounded_amount),
-    }
-
-
-def serialize_invoice(invoice: Invoice) -> dict[str, Any]:
-    lines = list(invoice.lines.all())
-    customer = invoice.customer
-    return {
-        "id": invoice.public_id,
-        "object": "invoice",
-        "account_country": None,
-        "account_name": None,
-        "amount_due": invoice.amount_due,
-        "amount_paid": invoice.amount_paid,
-        "amount_remaining": invoice.amount_remaining,
-        "attempt_count": 0,
-        "attempted": False,
-        "auto_advance": invoice.status == Invoice.Status.DRAFT and bool(invoice.finalize_after),
-        "automatic_tax": {"enabled": False, "liability": None, "status": None},
-        "billing_reason": invoice.billing_reason,
-        "collection_method": invoice.collection_method,
-        "created": to_unix(invoice.created_at),
-        "currency": invoice.currency.lower(),
-        "custom_fields": None,
-        "customer": customer.public_id,
-        "customer_email": customer.email or None,
-        "customer_name": customer.name or None,
-        "default_payment_method": None,
-        "description": invoice.description or None,
-        "discounts": [],
-        "due_date": to_unix(invoice.due_date),
-        "effective_at": to_unix(invoice.finalized_at),
-        "ending_balance": 0 if invoice.finalized_at else None,
-        "footer": None,
-        "hosted_invoice_url": None,
-        "invoice_pdf": None,
-        "last_finalization_error": None,
-        "lines": {
-            "object": "list",
-            "data": [serialize_line(line) for line in lines],
-            "has_more": False,
-            "total_count": len(lines),
-            "url": f"/v1/invoices/{invoice.public_id}/lines",
-        },
-        "livemode": False,
-        "metadata": invoice.metadata,
-        "next_payment_attempt": None,
-        "number": invoice.number,
-        "paid": invoice.status == Invoice.Status.PAID,
-        "paid_out_of_band": invoice.paid_out_of_band,
-        "parent": (
-            {
-                "type": "subscription_details",
-                "subscription_details": {"subscription": invoice.subscription.public_id},
-            }
-            if invoice.subscription_id
-            else None
-        ),
-        "period_end": to_unix(invoice.period_end or invoice.created_at),
-        "period_start": to_unix(invoice.period_start or invoice.created_at),
-        "starting_balance": 0,
-        "status": invoice.status,
-        "status_transitions": {
-            "finalized_at": to_unix(invoice.finalized_at),
-            "marked_uncollectible_at": to_unix(invoice.marked_uncollectible_at),
-            "paid_at": to_unix(invoice.paid_at),
-            "voided_at": to_unix(invoice.voided_at),
-        },
-        "subscription": invoice.subscription.public_id if invoice.subscription_id else None,
-        "subtotal": invoice.subtotal,
         "test_clock": customer.test_clock.public_id if customer.test_clock_id else None,
-        "total": invoice.total,
-        "total_discount_amounts": [],
-        "total_pretax_credit_amounts": _credit_amounts(invoice.total_credits),
-        "total_taxes": [],
-        "webhooks_delivered_at": None,
+        "transfer_data": None,
+        "trial_end": None,
+        "trial_settings": None,
+        "trial_start": None,
     }
 
 
-# --- invoice items ----------------------------------------------------------------------------
+# --- what expand[] reaches --------------------------------------------------------------------
+
+_CLOCK = Id("test_helpers.test_clock")
 
 
-def invoice_items_to_serialize() -> QuerySet[InvoiceLineItem]:
-    return InvoiceLineItem.objects.filter(kind=InvoiceLineItem.Kind.INVOICE_ITEM).select_related(
-        "invoice__customer", "price__product"
+def register_expandables() -> None:
+    """invoicing's objects for `expand[]` (billing_site/api/expand.py), called from ready()."""
+    register_expandable(
+        "customer", load=customers_to_serialize, serialize=serialize_customer,
+        fields={"test_clock": _CLOCK},
+    )  # fmt: skip
+    register_expandable(
+        "test_helpers.test_clock", load=TestClock.objects.all, serialize=serialize_test_clock
     )
-
-
-def serialize_invoice_item(line: InvoiceLineItem) -> dict[str, Any]:
-    invoice = line.invoice
-    return {
-        "id": line.item_public_id,
-        "object": "invoiceitem",
-        "amount": line.amount,
-        "currency": invoice.currency.lower(),
-        "customer": invoice.customer.public_id,
-        "date": to_unix(line.created_at),
-        "description": line.description,
-        "discountable": True,
-        "discounts": [],
-        "invoice": invoice.public_id,
-        "livemode": False,
-        "metadata": line.metadata,
-        "period": _period(line.period_start, line.period_end),
-        "pricing": _pricing(line),
-        "proration": False,
-        "quantity": int(line.quantity),
-        "tax_rates": [],
-        "test_clock": None,
+    register_expandable(
+        "subscription",
+        load=subscriptions_to_serialize,
+        serialize=serialize_subscription,
+        fields={
+            "customer": Id("customer"),
+            "latest_invoice": Id("invoice"),
+            "test_clock": _CLOCK,
+            "items": ListOf("subscription_item"),
+        },
+    )
+    register_expandable(
+        "subscription_item",
+        load=subscription_items_to_serialize,
+        serialize=serialize_subscription_item,
+        fields={"price": Nested("price"), "plan": Nested("plan")},
+    )
+    register_expandable("plan", fields={"product": Id("product")})
+    register_expandable(
+        "invoice",
+        load=invoices_to_serialize,
+        serialize=serialize_invoice,
+        fields={
+            "customer": Id("customer"),
+            "subscription": Id("subscription"),
+            "parent.subscription_details.subscription": Id("subscription"),
+            "test_clock": _CLOCK,
+            "lines": ListOf("line_item"),
+        },
+    )
+    line_fields = {
+        "invoice": Id("invoice"),
+        "subscription": Id("subscription"),
+        "pricing.price_details.price": Id("price"),
+        "pricing.price_details.product": Id("product"),
     }
-
-
-# --- the upcoming invoice ---------------------------------------------------------------------
-
-
-def serialize_preview(preview: InvoicePreview) -> dict[str, Any]:
-    lines = [
-        {
-            "id": f"il_tmp_{index}",
-            "object": "line_item",
-            "amount": line.amount,
-            "currency": preview.currency.lower(),
-            "description": line.description,
-            "livemode": False,
-            "metadata": {},
-            "period": _period(line.period.start, line.period.end),
-            "price": line.price.public_id,
-            "quantity": _whole_quantity(line.quantity),
-            "quantity_decimal": decimal_string(line.quantity),
-            "subscription": preview.subscription.public_id,
-            "pretax_credit_amounts": _credit_amounts(line.credits_applied),
-            "subtotal": line.amount,
-            "tier_breakdown": line.tier_breakdown,
-            "unrounded_amount_decimal": decimal_string(line.unrounded_amount),
-        }
-        for index, line in enumerate(preview.lines)
-    ]
-    return {
-        "id": None,
-        "object": "invoice",
-        "amount_due": preview.amount_due,
-        "amount_paid": 0,
-        "amount_remaining": preview.amount_due,
-        "billing_reason": "upcoming",
-        "created": to_unix(preview.created),
-        "currency": preview.currency.lower(),
-        "customer": preview.customer.public_id,
-        "lines": {"object": "list", "data": lines, "has_more": False, "url": None},
-        "livemode": False,
-        "number": None,
-        "period_end": to_unix(preview.period.end),
-        "period_start": to_unix(preview.period.start),
-        "status": "draft",
-        "subscription": preview.subscription.public_id,
-        "subtotal": preview.subtotal,
-        "total": preview.total,
-        "total_pretax_credit_amounts": _credit_amounts(preview.total_credits),
-    }
+    register_expandable(
+        "line_item",
+        fields={
+            **line_fields,
+            "parent.subscription_item_details.subscription": Id("subscription"),
+            "parent.subscription_item_details.subscription_item": Id("subscription_item"),
+        },
+    )
+    register_expandable(
+        "invoiceitem",
+        load=invoice_items_to_serialize,
+        serialize=serialize_invoice_item,
+        id_field="item_public_id",
+        fields={**line_fields, "customer": Id("customer"), "test_clock": _CLOCK},
+    )

@@ -12,7 +12,7 @@ from billing_site.api.base import (
     get_by_param,
     get_by_public_id,
 )
-from billing_site.api.lists import filter_by_params
+from billing_site.api.lists import filter_by_params, filter_by_time_range
 from billing_site.api.params import Params
 from billing_site.errors import BillingError, ErrorCode
 from billing_site.limits import MAX_QUANTITY
@@ -83,8 +83,13 @@ class SubscriptionCollection(ApiView):
 
     def get(self, request, params: Params) -> dict[str, Any]:
         queryset = filter_by_params(
-            subscriptions_to_serialize(), params, customer="customer__public_id"
+            subscriptions_to_serialize(),
+            params,
+            customer="customer__public_id",
+            test_clock="customer__test_clock__public_id",
         )
+        for key in ("current_period_start", "current_period_end"):
+            queryset = filter_by_time_range(queryset, params, key, key)
         # Stripe lists every status but canceled unless asked; "all" includes canceled.
         status = params.choice("status", [*Subscription.Status.values, "all"])
         if status and status != "all":
@@ -106,8 +111,25 @@ class SubscriptionCollection(ApiView):
             days_until_due=params.integer("days_until_due", minimum=0, maximum=365),
             metadata=params.new_metadata(),
             actor=api_actor(request),
+            billing_mode=_billing_mode(params),
         )
         return serialize_subscription(subscriptions_to_serialize().get(pk=subscription.pk))
+
+
+def _billing_mode(params: Params) -> str:
+    """`billing_mode[type]`: flexible (the current API version's default) or classic."""
+    mode = params.nested("billing_mode")
+    if mode is None:
+        return Subscription.BillingMode.FLEXIBLE
+    chosen = mode.choice("type", Subscription.BillingMode.values, required=True)
+    if chosen == Subscription.BillingMode.FLEXIBLE:
+        flexible = mode.nested("flexible")
+        if flexible is not None:
+            # Discounts aren't supported, so how prorations show them changes nothing.
+            flexible.choice("proration_discounts", ["included", "itemized"])
+            flexible.reject_unknown()
+    mode.reject_unknown()
+    return chosen
 
 
 class SubscriptionDetail(ApiView):

@@ -1,8 +1,10 @@
 """The billing run: close every due period and finalize every draft past its grace period.
 
-Each subscription and each invoice is processed in its own transaction, so one failure never
-blocks the rest; a failure is recorded as a BillingRunFailure for staff and retried next run.
-Every step is idempotent (row locks plus status checks), so two workers can run at once.
+The work goes in chunks (BILLING_RUN_CHUNK_SIZE subscriptions or drafts, one transaction each,
+set-based: `billing_chunks.py`). A chunk that fails is rolled back and its subscriptions or
+drafts are retried one at a time, each in its own transaction, so one failure never blocks the
+rest; a failure is recorded as a BillingRunFailure for staff and retried next run. Every step is
+idempotent (row locks, SKIP LOCKED, status checks), so any number of workers can run at once.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
 from billing_site import clock
 from credits.services import credit_grants_expire_due
 from invoicing.models import BillingRunFailure, Invoice, Subscription, TestClock
+from invoicing.services.billing_chunks import invoices_finalize_chunk, subscriptions_close_chunk
 from invoicing.services.invoices import invoice_finalize
 from invoicing.services.subscriptions import BILLING_RUN, subscription_close_period
 
@@ -95,22 +99,57 @@ def _record_failure(subscription_id: int, step: str, exc: Exception, at: dt.date
     )
 
 
-def billing_run(*, at: dt.datetime | None = None, test_clock: TestClock | None = None):
+def chunked(ids: list[int], size: int | None = None) -> list[list[int]]:
+    size = size or settings.BILLING_RUN_CHUNK_SIZE
+    return [ids[first : first + size] for first in range(0, len(ids), size)]
+
+
+def close_chunk(*, subscription_ids: list[int], at: dt.datetime, summary=None) -> int:
+    """Close a chunk's periods set-based; if the chunk fails, one subscription at a time (a
+    subscription that fails alone is recorded as a failure and skipped)."""
+    try:
+        return subscriptions_close_chunk(subscription_ids=subscription_ids, at=at)
+    except Exception:
+        logger.exception("Billing run: a close chunk failed; closing one at a time")
+    closed = 0
+    for subscription_id in subscription_ids:
+        try:
+            closed += close_subscription_periods(subscription_id=subscription_id, at=at)
+        except Exception as exc:
+            if summary is not None:
+                summary.failures.append(f"subscription {subscription_id}: {exc}")
+    return closed
+
+
+def finalize_chunk(*, invoice_ids: list[int], at: dt.datetime, summary=None) -> int:
+    """Finalize a chunk of drafts set-based; if the chunk fails, one draft at a time."""
+    try:
+        return invoices_finalize_chunk(invoice_ids=invoice_ids, at=at)
+    except Exception:
+        logger.exception("Billing run: a finalize chunk failed; finalizing one at a time")
+    finalized = 0
+    for invoice_id in invoice_ids:
+        try:
+            finalized += finalize_due_draft(invoice_id=invoice_id, at=at)
+        except Exception as exc:
+            if summary is not None:
+                summary.failures.append(f"invoice {invoice_id}: {exc}")
+    return finalized
+
+
+def billing_run(
+    *,
+    at: dt.datetime | None = None,
+    test_clock: TestClock | None = None,
+    chunk_size: int | None = None,
+):
     """Run every due step up to `at` (real-clock customers, or one test clock's customers)."""
     at = at or (test_clock.frozen_time if test_clock else clock.now())
     summary = BillingRunSummary()
-    for subscription_id in due_subscription_ids(at=at, test_clock=test_clock):
-        try:
-            summary.periods_closed += close_subscription_periods(
-                subscription_id=subscription_id, at=at
-            )
-        except Exception as exc:
-            summary.failures.append(f"subscription {subscription_id}: {exc}")
-    for invoice_id in due_draft_ids(at=at, test_clock=test_clock):
-        try:
-            summary.invoices_finalized += finalize_due_draft(invoice_id=invoice_id, at=at)
-        except Exception as exc:
-            summary.failures.append(f"invoice {invoice_id}: {exc}")
+    for chunk in chunked(due_subscription_ids(at=at, test_clock=test_clock), chunk_size):
+        summary.periods_closed += close_chunk(subscription_ids=chunk, at=at, summary=summary)
+    for chunk in chunked(due_draft_ids(at=at, test_clock=test_clock), chunk_size):
+        summary.invoices_finalized += finalize_chunk(invoice_ids=chunk, at=at, summary=summary)
     summary.grants_expired = credit_grants_expire_due(
         at=at,
         customer_filter=(

@@ -9,7 +9,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from billing_site.errors import BillingError
-from billing_site.events.recording import record_event, record_update, snapshot
+from billing_site.events.objects import serialize_objects
+from billing_site.events.recording import record_event, record_events, record_update, snapshot
 from billing_site.ids import generate_public_id
 from billing_site.limits import MAX_AMOUNT, check_amount, check_quantity, check_time
 from catalog.models import Price
@@ -63,10 +64,17 @@ _VERBS = {
 }
 
 
-def invoice_transition(
-    *, invoice: Invoice, to_status: str, actor: str, at: dt.datetime, note: str = ""
-) -> Invoice:
-    """The only door through which an invoice changes status; writes the audit event."""
+# The moment each status records.
+_STAMPS = {
+    S.OPEN: "finalized_at",
+    S.PAID: "paid_at",
+    S.VOID: "voided_at",
+    S.UNCOLLECTIBLE: "marked_uncollectible_at",
+}
+
+
+def _move(invoice: Invoice, to_status: str, at: dt.datetime) -> InvoiceEvent:
+    """Check the move, make it in memory, and return its audit row (unsaved)."""
     from_status = invoice.status
     if to_status not in TRANSITIONS[from_status]:
         raise BillingError(
@@ -78,25 +86,44 @@ def invoice_transition(
             else InvoicingErrorCode.INVOICE_UNEXPECTED_STATUS,
         )
     invoice.status = to_status
-    if to_status == S.OPEN:
-        invoice.finalized_at = at
-    elif to_status == S.PAID:
-        invoice.paid_at = at
-    elif to_status == S.VOID:
-        invoice.voided_at = at
-    elif to_status == S.UNCOLLECTIBLE:
-        invoice.marked_uncollectible_at = at
+    setattr(invoice, _STAMPS[to_status], at)
+    return InvoiceEvent(invoice=invoice, from_status=from_status, to_status=to_status)
+
+
+def invoice_transition(
+    *, invoice: Invoice, to_status: str, actor: str, at: dt.datetime, note: str = ""
+) -> Invoice:
+    """The only door through which an invoice changes status; writes the audit event."""
+    audit = _move(invoice, to_status, at)
     invoice.save()
-    InvoiceEvent.objects.create(
-        invoice=invoice,
-        from_status=from_status,
-        to_status=to_status,
-        actor=actor[:150],
-        note=note[:500],
-        created_at=at,
-    )
+    _audit([audit], actor=actor, note=note, at=at)
     record_event(_EVENTS[to_status], invoice)
     return invoice
+
+
+def invoices_transition_many(
+    *,
+    invoices: list[Invoice],
+    to_status: str,
+    actor: str,
+    at: dt.datetime,
+    note: str = "",
+    fields: tuple[str, ...] = (),
+) -> None:
+    """`invoice_transition` for many invoices (a billing-run chunk): the same checks, audit rows
+    and events, with the rows (and any other `fields` set on them) written in one UPDATE."""
+    if not invoices:
+        return
+    audits = [_move(invoice, to_status, at) for invoice in invoices]
+    Invoice.objects.bulk_update(invoices, ["status", _STAMPS[to_status], *fields])
+    _audit(audits, actor=actor, note=note, at=at)
+    record_events([(_EVENTS[to_status], data, None) for data in serialize_objects(invoices)])
+
+
+def _audit(audits: list[InvoiceEvent], *, actor: str, note: str, at: dt.datetime) -> None:
+    for audit in audits:
+        audit.actor, audit.note, audit.created_at = actor[:150], note[:500], at
+    InvoiceEvent.objects.bulk_create(audits)
 
 
 def _lock(invoice: Invoice) -> Invoice:
@@ -142,20 +169,32 @@ def _apply_credits(invoice: Invoice, lines: list[InvoiceLineItem], at: dt.dateti
         lines=lines_to_credit(lines),
         at=at,
     )
+    for line in credit_lines(lines, applications):
+        line.save(update_fields=["credits_applied"])
+
+
+def credit_lines(lines: list[InvoiceLineItem], applications) -> list[InvoiceLineItem]:
+    """Set each line's `credits_applied` from the credits' applications (in memory); returns
+    the lines that got some, to be saved."""
     applied: dict[int, int] = {}
     for application in applications:
         applied[application.line_id] = applied.get(application.line_id, 0) + application.amount
-    for line in lines:
-        if line.pk in applied:
-            line.credits_applied = applied[line.pk]
-            line.save(update_fields=["credits_applied"])
+    credited = [line for line in lines if line.pk in applied]
+    for line in credited:
+        line.credits_applied = applied[line.pk]
+    return credited
 
 
 # --- numbering and finalization ---------------------------------------------------------------
 
 
 def _next_number() -> str:
-    """Gapless: the counter row is locked until this transaction commits or rolls back."""
+    return next_invoice_numbers(1)[0]
+
+
+def next_invoice_numbers(count: int) -> list[str]:
+    """`count` consecutive numbers, in order. Gapless: the counter row is locked until this
+    transaction commits or rolls back (a billing-run chunk takes its numbers under one lock)."""
     prefix = settings.BILLING_INVOICE_NUMBER_PREFIX
     sequence = InvoiceNumberSequence.objects.select_for_update().filter(prefix=prefix).first()
     if sequence is None:
@@ -165,10 +204,10 @@ def _next_number() -> str:
         except IntegrityError:
             pass  # created concurrently; lock it below
         sequence = InvoiceNumberSequence.objects.select_for_update().get(prefix=prefix)
-    number = sequence.next_number
-    sequence.next_number = number + 1
+    first = sequence.next_number
+    sequence.next_number = first + count
     sequence.save(update_fields=["next_number"])
-    return f"{prefix}-{number:04d}"
+    return [f"{prefix}-{number:04d}" for number in range(first, first + count)]
 
 
 def refresh_totals(invoice: Invoice) -> None:
@@ -182,7 +221,7 @@ def set_totals(invoice: Invoice, lines: list[InvoiceLineItem]) -> None:
     invoice.amount_due = invoice.total - invoice.total_credits
 
 
-_RATED_FIELDS = ["quantity", "amount", "unrounded_amount", "tier_breakdown"]
+RATED_FIELDS = ["quantity", "amount", "unrounded_amount", "tier_breakdown", "description"]
 
 
 def _recompute_metered_lines(
@@ -202,17 +241,32 @@ def _recompute_metered_lines(
             start=line.period_start,
             end=line.period_end,
         )
-        rated = rate_line(line.price, quantity)
+        rated, changed = rerate_line(line, quantity)
         rated_lines.append((line.description, rated))
-        if (rated.quantity, rated.amount) == (line.quantity, line.amount):
-            continue
-        line.quantity = rated.quantity
-        line.amount = rated.amount
-        line.unrounded_amount = rated.unrounded_amount
-        line.tier_breakdown = rated.tier_breakdown
-        line.description = described(line.description, rated)
-        line.save(update_fields=[*_RATED_FIELDS, "description"])
+        if changed:
+            line.save(update_fields=RATED_FIELDS)
     return rated_lines
+
+
+def rerate_line(line: InvoiceLineItem, quantity) -> tuple[RatedLine, bool]:
+    """Rate a usage line's re-read quantity and update the line (in memory) if it changed;
+    returns the rating and whether the line changed (and must be saved)."""
+    rated = rate_line(line.price, quantity)
+    if (rated.quantity, rated.amount) == (line.quantity, line.amount):
+        return rated, False
+    line.quantity = rated.quantity
+    line.amount = rated.amount
+    line.unrounded_amount = rated.unrounded_amount
+    line.tier_breakdown = rated.tier_breakdown
+    line.description = described(line.description, rated)
+    return rated, True
+
+
+def hold_draft(invoice: Invoice, lines: list[InvoiceLineItem], problem: str, at) -> None:
+    """A draft whose re-read usage is past the amount limits: its totals saved, held."""
+    set_totals(invoice, lines)
+    invoice.save()
+    invoice_hold_for_review(invoice=invoice, problem=problem, at=at)
 
 
 # The step under which a held draft is listed in the admin's billing run failures.
@@ -267,9 +321,7 @@ def invoice_finalize(
             rated_lines, total=sum(line.amount for line in lines), currency=invoice.currency
         )
         if problem and hold_over_limit:
-            set_totals(invoice, lines)
-            invoice.save()
-            invoice_hold_for_review(invoice=invoice, problem=problem, at=at)
+            hold_draft(invoice, lines, problem, at)
             return invoice
     _apply_credits(invoice, lines, at)
     set_totals(invoice, lines)

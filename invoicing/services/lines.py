@@ -238,7 +238,19 @@ def usage_by_item(
     totals = usage_many(
         pairs=[(item.price.meter, customer_id) for item in metered], start=start, end=end
     )
-    return {item.pk: totals.get((item.price.meter_id, customer_id), Decimal(0)) for item in metered}
+    return item_usage(metered, customer_id=customer_id, totals=totals)
+
+
+def item_usage(
+    items: Iterable[PlanItem], *, customer_id: int, totals: Mapping[tuple[int, int], Decimal]
+) -> dict[int, Decimal]:
+    """Each metered item's quantity, from `usage_many`'s totals keyed (meter id, customer id)
+    (read for one subscription, or for a whole billing-run chunk at once)."""
+    return {
+        item.pk: totals.get((item.price.meter_id, customer_id), Decimal(0))
+        for item in items
+        if item.price.is_metered
+    }
 
 
 def plan_subscription_lines(
@@ -272,13 +284,21 @@ def plan_period_close(
     The period close writes them; the upcoming-invoice preview shows them, with the usage so
     far (`usage_end`, now).
     """
+    usage_period, fee_period = close_periods(subscription)
     return plan_subscription_lines(
         subscription,
-        usage_period=subscription.current_period,
-        fee_period=None if subscription.cancel_at_period_end else subscription.following_period,
+        usage_period=usage_period,
+        fee_period=fee_period,
         usage_end=usage_end,
         preview=preview,
     )
+
+
+def close_periods(subscription: Subscription) -> tuple[Period, Period | None]:
+    """What closing the current period bills: its usage, and the next period's fees unless the
+    subscription ends with the period (the billing run's chunks plan with these too)."""
+    following = None if subscription.cancel_at_period_end else subscription.following_period
+    return subscription.current_period, following
 
 
 def metered_quantity(*, price: Price, customer_id: int, start: dt.datetime, end: dt.datetime):

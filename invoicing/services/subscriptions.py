@@ -156,8 +156,19 @@ def subscription_create(
     days_until_due: int | None = None,
     metadata: dict[str, str] | None = None,
     actor: str = "api",
+    billing_mode: str = Subscription.BillingMode.FLEXIBLE,
 ) -> Subscription:
-    """Start a subscription and bill its licensed items for the first period, in advance."""
+    """Start a subscription and bill its licensed items for the first period, in advance.
+
+    In `flexible` billing mode (the default) a subscription with metered items only gets no
+    first invoice: there is nothing to bill in advance. `classic` sends one for 0, as Stripe's
+    classic mode does."""
+    if billing_mode not in Subscription.BillingMode.values:
+        raise BillingError(
+            f"Invalid billing_mode[type]: must be one of "
+            f"{', '.join(Subscription.BillingMode.values)} (got '{billing_mode}').",
+            param="billing_mode[type]",
+        )
     if customer.deleted_at is not None:
         raise BillingError(f"Customer {customer.public_id} has been deleted.", param="customer")
     _check_items(items)
@@ -191,6 +202,7 @@ def subscription_create(
         cancel_at_period_end=cancel_at_period_end,
         collection_method=collection_method,
         days_until_due=days_until_due,
+        billing_mode=billing_mode,
         metadata=metadata or {},
         created_at=at,
     )
@@ -205,16 +217,18 @@ def subscription_create(
         for item in items
     )
     record_event("customer.subscription.created", subscription)
-    invoice = _new_subscription_invoice(
-        subscription, key="create", reason=Invoice.BillingReason.SUBSCRIPTION_CREATE, at=at
-    )
-    invoice.period_start, invoice.period_end = period.start, period.end
-    planned = plan_subscription_lines(subscription, usage_period=None, fee_period=period)
-    lines = InvoiceLineItem.objects.bulk_create(line_items(invoice, planned, at=at))
-    set_totals(invoice, lines)
-    invoice.save()
-    record_event("invoice.created", invoice)
-    invoice_finalize(invoice=invoice, actor=actor, at=at)
+    in_advance = any(not item.price.is_metered for item in items)
+    if in_advance or billing_mode == Subscription.BillingMode.CLASSIC:
+        invoice = _new_subscription_invoice(
+            subscription, key="create", reason=Invoice.BillingReason.SUBSCRIPTION_CREATE, at=at
+        )
+        invoice.period_start, invoice.period_end = period.start, period.end
+        planned = plan_subscription_lines(subscription, usage_period=None, fee_period=period)
+        lines = InvoiceLineItem.objects.bulk_create(line_items(invoice, planned, at=at))
+        set_totals(invoice, lines)
+        invoice.save()
+        record_event("invoice.created", invoice)
+        invoice_finalize(invoice=invoice, actor=actor, at=at)
     customer_event_record(
         customer=customer,
         subscription=subscription,
@@ -229,8 +243,16 @@ def subscription_create(
 def _new_subscription_invoice(
     subscription: Subscription, *, key: str, reason: str, at: dt.datetime
 ) -> Invoice:
-    return Invoice.objects.create(
-        customer=subscription.customer,
+    invoice = _subscription_invoice(subscription, key=key, reason=reason, at=at)
+    invoice.save(force_insert=True)
+    return invoice
+
+
+def _subscription_invoice(
+    subscription: Subscription, *, key: str, reason: str, at: dt.datetime
+) -> Invoice:
+    return Invoice(
+        customer_id=subscription.customer_id,
         subscription=subscription,
         billing_period_key=key,
         billing_reason=reason,
@@ -241,12 +263,46 @@ def _new_subscription_invoice(
     )
 
 
+def closing_invoice(subscription: Subscription) -> Invoice:
+    """The (unsaved) draft that closing the subscription's current period writes."""
+    ended = subscription.current_period
+    invoice = _subscription_invoice(
+        subscription,
+        key=ended.start.isoformat(),
+        reason=(
+            Invoice.BillingReason.SUBSCRIPTION_CANCEL
+            if subscription.cancel_at_period_end
+            else Invoice.BillingReason.SUBSCRIPTION_CYCLE
+        ),
+        at=ended.end,
+    )
+    invoice.period_start, invoice.period_end = ended.start, ended.end
+    invoice.finalize_after = ended.end + grace_period()
+    return invoice
+
+
+def advance_past_period(subscription: Subscription) -> bool:
+    """Move the subscription (in memory) past its current period: to the next one, or ended
+    with it when it cancels at period end (True)."""
+    ended = subscription.current_period
+    if subscription.cancel_at_period_end:
+        subscription.status = Subscription.Status.CANCELED
+        subscription.ended_at = ended.end
+        subscription.canceled_at = subscription.canceled_at or ended.end
+        return True
+    following = subscription.following_period
+    subscription.current_period_start = following.start
+    subscription.current_period_end = following.end
+    return False
+
+
 @transaction.atomic
 def subscription_close_period(*, subscription: Subscription, at: dt.datetime) -> Invoice | None:
     """Close the current period if it has ended: one draft invoice, then the next period.
 
     Safe to run twice or on two workers at once: the subscription row is locked, and a
-    period whose end is still ahead (or already closed) is left alone.
+    period whose end is still ahead (or already closed) is left alone. The billing run closes
+    many at once (`billing_chunks.py`) the same way; this is its one-at-a-time fallback.
     """
     subscription = (
         Subscription.objects.select_for_update(of=("self",))
@@ -256,35 +312,16 @@ def subscription_close_period(*, subscription: Subscription, at: dt.datetime) ->
     if subscription.status != Subscription.Status.ACTIVE or subscription.current_period_end > at:
         return None
     before = snapshot(subscription)
-    ended = subscription.current_period
-    ending = subscription.cancel_at_period_end
-    invoice = _new_subscription_invoice(
-        subscription,
-        key=ended.start.isoformat(),
-        reason=(
-            Invoice.BillingReason.SUBSCRIPTION_CANCEL
-            if ending
-            else Invoice.BillingReason.SUBSCRIPTION_CYCLE
-        ),
-        at=ended.end,
-    )
-    following = subscription.following_period
+    invoice = closing_invoice(subscription)
     planned = plan_period_close(subscription)
-    lines = InvoiceLineItem.objects.bulk_create(line_items(invoice, planned, at=ended.end))
-    invoice.period_start, invoice.period_end = ended.start, ended.end
-    invoice.finalize_after = ended.end + grace_period()
+    lines = line_items(invoice, planned, at=invoice.period_end)
     set_totals(invoice, lines)
     invoice.save()
+    InvoiceLineItem.objects.bulk_create(lines)
     # Usage past the limits holds this draft for review; the subscription still moves on.
     _hold_if_over_limit(invoice, planned, at)
     record_event("invoice.created", invoice)
-    if ending:
-        subscription.status = Subscription.Status.CANCELED
-        subscription.ended_at = ended.end
-        subscription.canceled_at = subscription.canceled_at or ended.end
-    else:
-        subscription.current_period_start = following.start
-        subscription.current_period_end = following.end
+    ending = advance_past_period(subscription)
     subscription.save()
     if ending:
         record_event("customer.subscription.deleted", subscription)

@@ -60,6 +60,7 @@ __all__ = [
 EVENT_STORES = {
     "postgresql": "metering.store.postgresql.PostgresEventStore",
     "orm": "metering.store.orm.OrmEventStore",
+    "clickhouse": "metering.store.clickhouse.ClickHouseEventStore",
 }
 
 # Identifiers are remembered a little longer than events are accepted: an event older than the

@@ -37,9 +37,8 @@ def assert_event_shape(event: dict[str, Any]) -> None:
     assert_stripe_shape("event", event)
     obj = event["data"]["object"]
     if event["type"] == "invoice.upcoming":
-        # Stripe's upcoming invoice is a preview without an id: checked as the preview API's.
-        assert obj["object"] == "invoice" and obj["id"] is None
-        return
+        # Stripe's upcoming invoice is a preview, with a preview's id.
+        assert obj["object"] == "invoice" and obj["id"].startswith("upcoming_in_")
     name = obj["object"]
     if obj.get("deleted"):
         name = {"test_helpers.test_clock": "deleted_test_clock"}.get(name, f"deleted_{name}")

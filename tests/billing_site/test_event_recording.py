@@ -198,6 +198,12 @@ def test_subscription_and_invoice_events(api):
         "cancel_at": None,
         "cancel_at_period_end": False,
         "canceled_at": None,
+        "cancellation_details": {
+            "comment": None,
+            "feedback": None,
+            "feedback_option": None,
+            "reason": None,
+        },
     }
     _ok(api.delete(f"/v1/subscriptions/{subscription['id']}"))
     assert _new_events(since) == ["customer.subscription.updated", "customer.subscription.deleted"]

@@ -7,6 +7,7 @@ database is missing): every test here then runs against it. The answers are chec
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 from dataclasses import replace
@@ -32,6 +33,7 @@ from metering.store import (
 )
 from metering.validation import EventInput, ValidEvent
 from tests.factories import CustomerFactory, MeterFactory
+from tests.metering.clickhouse_fixtures import clickhouse_statements, needs_chdb
 from tests.metering.reference_usage import (
     event_counts_from_events,
     late_usage_from_events,
@@ -41,6 +43,8 @@ from tests.metering.reference_usage import (
 STORES = [
     pytest.param("orm", id="orm"),
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    # ClickHouse through chdb (the engine in-process), claims in Django's database.
+    pytest.param("clickhouse", id="clickhouse", marks=needs_chdb),
 ]
 
 NOW = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
@@ -53,7 +57,28 @@ SPAN_SECONDS = 3 * 24 * 3600
 def store(request, settings, db) -> EventStore:
     # The services (ingest, cancel) and module-level reads use the configured store too.
     settings.METER_EVENT_STORE = request.param
+    if request.param == "clickhouse":
+        request.getfixturevalue("clickhouse")
     return get_event_store(request.param)
+
+
+class _Statements:
+    def __init__(self, django_queries: CaptureQueriesContext, store_statements: list[str]):
+        self.django_queries, self.store_statements = django_queries, store_statements
+
+    @property
+    def captured_queries(self) -> list:
+        return [*self.django_queries.captured_queries, *self.store_statements]
+
+
+@contextlib.contextmanager
+def _statements(store):
+    """The queries a store sends: to Django's database, and to its own (ClickHouse)."""
+    with (
+        CaptureQueriesContext(connection) as django_queries,
+        clickhouse_statements(store) as store_statements,
+    ):
+        yield _Statements(django_queries, store_statements)
 
 
 def test_every_store_is_under_contract():
@@ -339,10 +364,10 @@ def test_usage_many_reads_a_fixed_number_of_queries_whatever_the_number_of_pairs
         ],
     )
     start, end = DAY_START + dt.timedelta(minutes=30), NOW - dt.timedelta(minutes=30)
-    with CaptureQueriesContext(connection) as one_pair:
+    with _statements(store) as one_pair:
         store.usage_many(pairs=[(meters[2], customers[0].pk)], start=start, end=end)
     pairs = [(meter, customer.pk) for meter in meters for customer in customers]
-    with CaptureQueriesContext(connection) as thirty_pairs:
+    with _statements(store) as thirty_pairs:
         many = store.usage_many(pairs=pairs, start=start, end=end)
     assert len(thirty_pairs.captured_queries) == len(one_pair.captured_queries) <= 4
     assert many[(meters[1].pk, customers[9].pk)] == Decimal(10)  # hours 7 to 70
@@ -351,7 +376,7 @@ def test_usage_many_reads_a_fixed_number_of_queries_whatever_the_number_of_pairs
 def test_usage_many_of_no_pairs_or_an_empty_range_reads_nothing(store):
     meter = MeterFactory()
     customer = CustomerFactory()
-    with CaptureQueriesContext(connection) as queries:
+    with _statements(store) as queries:
         assert store.usage_many(pairs=[], start=DAY_START, end=NOW) == {}
         assert store.usage_many(pairs=[(meter, customer.pk)], start=NOW, end=NOW) == {
             (meter.pk, customer.pk): Decimal(0)
@@ -498,15 +523,15 @@ def test_late_usage_reads_a_fixed_number_of_queries_whatever_the_number_of_perio
             for key in range(count)
         ]
 
-    with CaptureQueriesContext(connection) as one:
+    with _statements(store) as one:
         assert store.late_usage(periods=periods(1)) == {0: LateUsageTotal(Decimal(3), 3)}
-    with CaptureQueriesContext(connection) as hundred:
+    with _statements(store) as hundred:
         assert len(store.late_usage(periods=periods(100))) == 100
-    with CaptureQueriesContext(connection) as thousand:
+    with _statements(store) as thousand:
         store.late_usage(periods=periods(1000))
     assert len(hundred.captured_queries) == len(one.captured_queries) == 1
     assert len(thousand.captured_queries) <= 10  # a few on databases that cap parameters
-    with CaptureQueriesContext(connection) as none:
+    with _statements(store) as none:
         assert store.late_usage(periods=[]) == {}
     assert none.captured_queries == []
 

@@ -39,7 +39,9 @@ def test_the_store_follows_the_database_unless_set(monkeypatch, database_url, st
 
 
 def test_an_unknown_store_is_refused_naming_the_choices(monkeypatch):
-    with pytest.raises(ImproperlyConfigured, match=r"one of postgresql, orm .* got 'clickhous'"):
+    with pytest.raises(
+        ImproperlyConfigured, match=r"one of postgresql, orm, clickhouse .* got 'clickhous'"
+    ):
         _load_settings(monkeypatch, POSTGRES_URL, "clickhous")
 
 

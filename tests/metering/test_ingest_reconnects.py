@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from django.db import close_old_connections, connection
 
+from metering import ingest
 from metering.models import MeterEvent, MeterEventIdentifier
 from metering.store.postgresql import PostgresEventStore
 from tests.factories import CustomerFactory, MeterFactory
@@ -103,16 +104,18 @@ def test_a_connection_killed_during_the_ingest_statement_stores_nothing_and_the_
 ):
     request = persistent_connections
     assert request(lambda: send("evt-1", stream=stream)).status_code == 200
-    store_ingest = PostgresEventStore.ingest
+    # The batch's statement is the store's; a single event's is the one function call.
+    target, name = (PostgresEventStore, "ingest") if stream else (ingest, "execute_prepared")
+    statement = getattr(target, name)
 
-    def killed_first(self, events):
-        monkeypatch.setattr(PostgresEventStore, "ingest", store_ingest)
+    def killed_first(*args):
+        monkeypatch.setattr(target, name, statement)
         _terminate(_backend_pid())
-        return store_ingest(self, events)
+        return statement(*args)
 
-    monkeypatch.setattr(PostgresEventStore, "ingest", killed_first)
+    monkeypatch.setattr(target, name, killed_first)
     _assert_failed_as_json(request(lambda: send("evt-2", stream=stream)))
-    assert PostgresEventStore.ingest is store_ingest  # the kill happened in the statement
+    assert getattr(target, name) is statement  # the kill happened in the statement
 
     response = request(lambda: send("evt-2", stream=stream))
     assert response.status_code == 200, response.json()

@@ -9,9 +9,9 @@ import pytest
 import requests
 import stripe
 
-from metering.models import MeterEvent
 from tests.api_client import sdk_client
 from tests.factories import MeterFactory
+from tests.metering.reference_usage import stored_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -115,7 +115,7 @@ def test_sdk_raises_the_specific_validation_error(client, meter, customer, paylo
             {"event_name": "hypernian_api_tokens", "payload": payload}
         )
     assert excinfo.value.code == code
-    assert not MeterEvent.objects.exists()
+    assert not stored_events()
 
 
 def test_sdk_timestamp_and_meter_errors(client, meter, customer):
@@ -137,7 +137,7 @@ def test_sdk_timestamp_and_meter_errors(client, meter, customer):
     with pytest.raises(stripe.InvalidRequestError) as excinfo:
         client.v1.billing.meter_events.create({"event_name": meter.event_name, "payload": payload})
     assert excinfo.value.code == "archived_meter"
-    assert not MeterEvent.objects.exists()
+    assert not stored_events()
 
 
 def test_sdk_meter_event_stream_stores_a_batch_once(client, live_server, meter, customer):
@@ -156,8 +156,8 @@ def test_sdk_meter_event_stream_stores_a_batch_once(client, live_server, meter, 
     ]
     stream.v2.billing.meter_event_stream.create({"events": events})
     stream.v2.billing.meter_event_stream.create({"events": events})  # a retry
-    assert MeterEvent.objects.count() == 100
-    assert sum(event.value for event in MeterEvent.objects.all()) == 1000
+    assert len(stored_events()) == 100
+    assert sum(event.value for event in stored_events()) == 1000
 
 
 def test_stream_reports_each_rejected_event_with_its_index(client, live_server, meter, customer):
@@ -192,7 +192,7 @@ def test_stream_reports_each_rejected_event_with_its_index(client, live_server, 
         (5, "parameter_unknown"),
         (6, "invalid_event"),
     ]
-    assert set(MeterEvent.objects.values_list("identifier", flat=True)) == {"a", "c"}
+    assert {event.identifier for event in stored_events()} == {"a", "c"}
 
 
 def test_stream_refuses_oversized_batches_and_bad_tokens(client, live_server, meter, customer):
@@ -218,7 +218,7 @@ def test_stream_refuses_oversized_batches_and_bad_tokens(client, live_server, me
             timeout=30,
         )
         assert response.status_code == 401
-    assert not MeterEvent.objects.exists()
+    assert not stored_events()
 
 
 def test_summaries_check_alignment_like_stripe(client, meter, customer):

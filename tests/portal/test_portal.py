@@ -186,7 +186,11 @@ def test_the_api_creates_a_billing_portal_session_in_stripes_shape_and_its_url_w
     assert session["object"] == "billing_portal.session"
     assert session["customer"] == northwind.public_id
     assert session["return_url"] == "https://example.com/account"
-    assert (session["livemode"], session["configuration"], session["flow"]) == (False, None, None)
+    assert (session["livemode"], session["configuration"], session["flow"]) == (
+        False,
+        "bpc_default",
+        None,
+    )
     assert abs(session["created"] - timezone.now().timestamp()) < 5
     assert session["url"].startswith("http://testserver/portal/enter/")
 
