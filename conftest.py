@@ -33,6 +33,26 @@ def api(client, api_secret):
     return ApiClient(client, api_secret)
 
 
+@pytest.fixture
+def stripe_client(live_server, db):
+    """Stripe's official SDK (StripeClient) talking to the live test server with a fresh key."""
+    from billing_site.services import api_key_create
+    from tests.api_client import sdk_client
+
+    _, secret = api_key_create(name="sdk tests")
+    return sdk_client(live_server, secret)
+
+
+@pytest.fixture
+def demo_prices(db) -> dict[str, str]:
+    """The demo catalog seeded (invoicing.demo.seed_catalog): its prices' ids by lookup key."""
+    from catalog.models import Price
+    from invoicing.demo import seed_catalog
+
+    seed_catalog()
+    return {price.lookup_key: price.public_id for price in Price.objects.all()}
+
+
 def pytest_collection_modifyitems(config, items):
     from django.conf import settings
 

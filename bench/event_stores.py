@@ -1,6 +1,7 @@
 """PostgreSQL and ClickHouse (chdb, in-process) side by side, on the same events.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/billing_bench_stores python bench/event_stores.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/billing_bench_stores \
+        python bench/event_stores.py
 
 1. Loads BENCH_EVENTS events (default 10 million; BENCH_EVENTS=100000000 for 100 million)
    for BENCH_CUSTOMERS customers (default 10,000) over one month into both stores, set-based:

@@ -125,6 +125,21 @@ class AddFormMixin:
         return super().get_readonly_fields(request, obj)  # type: ignore[misc]
 
 
+class ObjectSectionsMixin:
+    """For a ModelAdmin whose change page draws sections below the form (its change_form.html
+    template): ``object_page_context(request, obj)`` gives what they show, for an existing row."""
+
+    def object_page_context(self, request, obj) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context.update(self.object_page_context(request, obj))
+        return super().render_change_form(  # type: ignore[misc]
+            request, context, add, change, form_url, obj
+        )
+
+
 # --- Custom pages ----------------------------------------------------------------------------
 
 
@@ -216,6 +231,41 @@ def form_page_context(
 def render(model_admin, request: HttpRequest, template: str, context: dict) -> TemplateResponse:
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, template, context)
+
+
+def form_page(
+    model_admin,
+    request: HttpRequest,
+    template: str,
+    form: forms.Form,
+    fieldsets: list | None = None,
+    *,
+    title: str,
+    **extra: Any,
+) -> TemplateResponse:
+    """A custom page around one form, drawn by `template` (see `form_page_context`)."""
+    context = form_page_context(model_admin, request, form, fieldsets, title=title, **extra)
+    return render(model_admin, request, template, context)
+
+
+def confirmation_page(
+    model_admin,
+    request: HttpRequest,
+    template: str,
+    *,
+    label: str,
+    original: Any,
+    form: forms.Form | None = None,
+    **extra: Any,
+) -> TemplateResponse:
+    """The "<label>: are you sure?" page of an action on `original` (None for several objects),
+    around `form` when the action asks for input."""
+    common = {"title": f"{label}: are you sure?", "page_label": label, "original": original}
+    if form is None:
+        return render(
+            model_admin, request, template, page_context(model_admin, request, **common, **extra)
+        )
+    return form_page(model_admin, request, template, form, **common, **extra)
 
 
 def admin_form(form: forms.Form, fieldsets: list | None = None) -> helpers.AdminForm:

@@ -11,6 +11,7 @@ from invoicing import portal_api
 from invoicing.api import (
     customers,
     invoice_items,
+    invoice_lines,
     invoices,
     previews,
     search,
@@ -75,6 +76,13 @@ api_v1 = [
             invoices.InvoiceAction.as_view(action=action),
         )
         for action in ("finalize", "pay", "void", "mark_uncollectible")
+    ],
+    *[
+        path(
+            f"invoices/<str:public_id>/{action}",
+            invoice_lines.InvoiceLinesChange.as_view(action=action),
+        )
+        for action in ("add_lines", "update_lines", "remove_lines")
     ],
     path("invoiceitems", invoice_items.InvoiceItemCollection.as_view()),
     path("invoiceitems/<str:public_id>", invoice_items.InvoiceItemDetail.as_view()),

@@ -16,9 +16,14 @@ from billing_site.api.expand import Id, Included, register_expandable
 from billing_site.api.lists import OneOf, filter_by_params
 from billing_site.api.params import Params
 from billing_site.clock import to_unix
-from billing_site.errors import ErrorCode
+from billing_site.errors import BillingError, ErrorCode
 from billing_site.formatting import decimal_string, integer_or_none
 from catalog import services
+from catalog.api_fields import (
+    read_currency_options,
+    read_product_details,
+    serialize_currency_options,
+)
 from catalog.models import Price, PriceTier, Product
 from catalog.terms import build_price_terms
 from metering.models import Meter
@@ -32,20 +37,20 @@ def serialize_product(product: Product) -> dict[str, Any]:
         "created": to_unix(product.created_at),
         "default_price": product.default_price.public_id if product.default_price_id else None,
         "description": product.description or None,
-        "images": [],
+        "images": product.images,
         "livemode": False,
         "marketing_features": [],
         "metadata": product.metadata,
         "name": product.name,
         "package_dimensions": None,
         "shippable": None,
-        "statement_descriptor": None,
-        "tax_code": None,
-        "tax_details": None,
+        "statement_descriptor": product.statement_descriptor or None,
+        "tax_code": (product.tax_details or {}).get("tax_code"),
+        "tax_details": product.tax_details,
         "type": "service",
-        "unit_label": None,
+        "unit_label": product.unit_label or None,
         "updated": to_unix(product.updated_at),
-        "url": None,
+        "url": product.url or None,
     }
 
 
@@ -86,7 +91,7 @@ def serialize_price(price: Price) -> dict[str, Any]:
         "nickname": price.nickname or None,
         "product": price.product.public_id,
         "recurring": recurring,
-        "tax_behavior": "unspecified",
+        "tax_behavior": price.tax_behavior,
         "tiers_mode": price.tiers_mode,
         "transform_quantity": transform,
         "type": price.type,
@@ -95,6 +100,8 @@ def serialize_price(price: Price) -> dict[str, Any]:
     }
     if price.billing_scheme == Price.BillingScheme.TIERED:
         body["tiers"] = [_serialize_tier(tier) for tier in price.tiers.all()]
+    if price.currency_options:
+        body["currency_options"] = serialize_currency_options(price)
     return body
 
 
@@ -148,7 +155,11 @@ def register_expandables() -> None:
         "price",
         load=prices_to_serialize,
         serialize=serialize_price,
-        fields={"product": Id("product"), "tiers": Included()},
+        fields={
+            "product": Id("product"),
+            "tiers": Included(),
+            "currency_options": Included(),
+        },
     )
 
 
@@ -175,7 +186,13 @@ class ProductCollection(ApiView):
             description=params.string("description", allow_blank=True) or "",
             active=params.boolean("active") is not False,
             metadata=params.new_metadata(),
+            public_id=params.string("id", max_length=200),
+            **read_product_details(params),
         )
+        default_price_data = params.nested("default_price_data")
+        if default_price_data is not None:
+            price = create_default_price(product, default_price_data)
+            product = services.product_update(product=product, default_price=price)
         return serialize_product(product)
 
 
@@ -199,6 +216,7 @@ class ProductDetail(ApiView):
         metadata = params.updated_metadata(product.metadata)
         if metadata is not None:
             changes["metadata"] = metadata
+        changes.update(read_product_details(params))
         if "default_price" in params:
             price_id = params.string("default_price", allow_blank=True)
             changes["default_price"] = (
@@ -212,6 +230,29 @@ class ProductDetail(ApiView):
         product = get_by_public_id(Product.objects.all(), public_id, "product")
         services.product_delete(product=product)
         return {"id": public_id, "object": "product", "deleted": True}
+
+
+def create_default_price(product: Product, data: Params) -> Price:
+    """`default_price_data`: the product's first price, made with it; errors name the
+    parameter inside default_price_data."""
+    try:
+        price = services.price_create(
+            product=product,
+            currency=data.string("currency", required=True),
+            terms=_read_terms(data),
+            recurring=_read_recurring(data),
+            tax_behavior=data.string("tax_behavior") or "unspecified",
+            currency_options=read_currency_options(data),
+            metadata=data.new_metadata(),
+        )
+    except (ValueError, BillingError) as error:
+        param = getattr(error, "param", None)
+        if param and not param.startswith("default_price_data"):
+            head, bracket, rest = param.partition("[")
+            error.param = f"default_price_data[{head}]" + (bracket + rest if bracket else "")
+        raise
+    data.reject_unknown()
+    return price
 
 
 # --- prices -----------------------------------------------------------------------------------
@@ -301,6 +342,8 @@ class PriceCollection(ApiView):
             transfer_lookup_key=bool(params.boolean("transfer_lookup_key")),
             active=params.boolean("active") is not False,
             metadata=params.new_metadata(),
+            tax_behavior=params.string("tax_behavior") or "unspecified",
+            currency_options=read_currency_options(params),
         )
         return serialize_price(prices_to_serialize().get(pk=price.pk))
 
@@ -371,6 +414,11 @@ class PriceDetail(ApiView):
         metadata = params.updated_metadata(price.metadata)
         if metadata is not None:
             changes["metadata"] = metadata
+        if "tax_behavior" in params:
+            changes["tax_behavior"] = params.string("tax_behavior", required=True)
+        options = read_currency_options(params)
+        if options is not None:
+            changes["currency_options"] = options
         price = services.price_update(
             price=price, transfer_lookup_key=bool(params.boolean("transfer_lookup_key")), **changes
         )

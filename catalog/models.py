@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import functools
+
 from django.db import models
 from djmoney.models.fields import CurrencyField
 
-from billing_site.ids import PublicIdField
+from billing_site.ids import PublicIdField, generate_public_id
 from catalog.rating import PriceTerms, Tier, TransformQuantity
 
 # Amounts are stored as Stripe sends them: in the currency's minor units (cents for USD, yen for
@@ -18,12 +20,31 @@ def minor_unit_amount_field(**kwargs) -> models.DecimalField:
     )
 
 
+# A product's id may be chosen on create (Stripe's `id`), so it is longer than generated ids.
+PRODUCT_ID_MAX_LENGTH = 64
+
+
 class Product(models.Model):
-    public_id = PublicIdField("prod")
+    public_id = models.CharField(
+        max_length=PRODUCT_ID_MAX_LENGTH,
+        unique=True,
+        editable=False,
+        default=functools.partial(generate_public_id, "prod"),
+        verbose_name="ID",
+        help_text="Public id shown in the API: prod_... or the id given on create.",
+    )
     name = models.CharField(max_length=250)
     description = models.TextField(blank=True)
     active = models.BooleanField(default=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Shown to customers only; no tax is computed here (tax_details is stored as given).
+    unit_label = models.CharField(max_length=12, blank=True, help_text="e.g. 'seat', 'token'.")
+    url = models.CharField(max_length=2048, blank=True)
+    images = models.JSONField(default=list, blank=True, help_text="Up to 8 image URLs.")
+    statement_descriptor = models.CharField(max_length=22, blank=True)
+    tax_details = models.JSONField(
+        null=True, blank=True, help_text="{tax_code, performance_location}, as given; not used."
+    )
     default_price = models.ForeignKey(
         "catalog.Price", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -61,6 +82,11 @@ class Price(models.Model):
     class TiersMode(models.TextChoices):
         GRADUATED = "graduated", "Graduated"
         VOLUME = "volume", "Volume"
+
+    class TaxBehavior(models.TextChoices):
+        UNSPECIFIED = "unspecified", "Unspecified"
+        EXCLUSIVE = "exclusive", "Exclusive"
+        INCLUSIVE = "inclusive", "Inclusive"
 
     class Round(models.TextChoices):
         UP = "up", "Up"
@@ -104,6 +130,18 @@ class Price(models.Model):
     nickname = models.CharField(max_length=250, blank=True)
     lookup_key = models.CharField(max_length=200, null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    tax_behavior = models.CharField(
+        max_length=11,
+        choices=TaxBehavior.choices,
+        default=TaxBehavior.UNSPECIFIED,
+        help_text="Stored and reported; no tax is computed here.",
+    )
+    currency_options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Other currencies this price bills in: {'eur': {'unit_amount_decimal': "
+        "'1800', 'tax_behavior': 'unspecified'}} (minor units of that currency; per unit only).",
+    )
     created_at = models.DateTimeField()
 
     class Meta:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -15,6 +16,17 @@ from billing_site.errors import BillingError, ErrorCode
 from billing_site.events.recording import record_event, record_update, snapshot
 from billing_site.model_update import model_update
 from catalog.models import Price, PriceTier, Product
+from catalog.money import significant_decimal_places
+from catalog.product_fields import (
+    MAX_CURRENCY_OPTIONS,
+    check_images,
+    check_product_id,
+    check_statement_descriptor,
+    check_tax_behavior,
+    check_unit_label,
+    check_url,
+    tax_behavior_change,
+)
 from catalog.rating import PriceTerms
 from metering import services as metering_services
 from metering.models import Meter
@@ -38,12 +50,26 @@ def product_create(
     description: str = "",
     active: bool = True,
     metadata: dict[str, str] | None = None,
+    public_id: str | None = None,
+    **details: Any,
 ) -> Product:
+    """A product; `public_id` is an id the client chose (unique), `details` the optional
+    PRODUCT_DETAIL_FIELDS, checked by `catalog.product_fields`."""
     name = (name or "").strip()
     if not name:
         raise BillingError(
             "A product needs a name.", param="name", code=ErrorCode.PARAMETER_MISSING
         )
+    extra: dict[str, Any] = _checked_details(details)
+    if public_id is not None:
+        extra["public_id"] = check_product_id(public_id)
+        if Product.objects.filter(public_id=public_id).exists():
+            raise BillingError(
+                f"Product already exists: a product with id '{public_id}' exists; choose "
+                "another id.",
+                param="id",
+                code="resource_already_exists",
+            )
     now = clock.now()
     product = Product.objects.create(
         name=name,
@@ -52,12 +78,45 @@ def product_create(
         metadata=metadata or {},
         created_at=now,
         updated_at=now,
+        **extra,
     )
     record_event("product.created", product)
     return product
 
 
-PRODUCT_MUTABLE_FIELDS = {"name", "description", "active", "metadata", "default_price"}
+PRODUCT_DETAIL_FIELDS = {"unit_label", "url", "images", "statement_descriptor", "tax_details"}
+
+
+def _checked_details(details: dict[str, Any]) -> dict[str, Any]:
+    """The product details as stored; an empty value clears one."""
+    unknown = set(details) - PRODUCT_DETAIL_FIELDS
+    if unknown:
+        raise BillingError(f"Products have no {', '.join(sorted(unknown))}.")
+    checks = {
+        "unit_label": check_unit_label,
+        "url": lambda value: check_url(value, param="url"),
+        "images": check_images,
+        "statement_descriptor": check_statement_descriptor,
+    }
+    checked: dict[str, Any] = {}
+    for name, value in details.items():
+        if name == "tax_details":
+            checked[name] = value or None
+        elif not value:
+            checked[name] = [] if name == "images" else ""
+        else:
+            checked[name] = checks[name](value)
+    return checked
+
+
+PRODUCT_MUTABLE_FIELDS = {
+    "name",
+    "description",
+    "active",
+    "metadata",
+    "default_price",
+    *PRODUCT_DETAIL_FIELDS,
+}
 
 
 @transaction.atomic
@@ -71,6 +130,9 @@ def product_update(*, product: Product, **changes: Any) -> Product:
             raise BillingError("A product needs a name.", param="name")
     if "metadata" in changes:
         changes["metadata"] = changes["metadata"] or {}
+    changes.update(
+        _checked_details({k: v for k, v in changes.items() if k in PRODUCT_DETAIL_FIELDS})
+    )
     default_price = changes.get("default_price")
     if default_price is not None and default_price.product_id != product.pk:
         raise BillingError(
@@ -167,9 +229,15 @@ def price_create(
     transfer_lookup_key: bool = False,
     active: bool = True,
     metadata: dict[str, str] | None = None,
+    tax_behavior: str = "unspecified",
+    currency_options: dict[str, dict[str, Any]] | None = None,
 ) -> Price:
-    """Create a price from terms already checked by `catalog.terms.build_price_terms`."""
+    """Create a price from terms already checked by `catalog.terms.build_price_terms`.
+
+    `currency_options` ({"eur": {"unit_amount_decimal": Decimal, "tax_behavior": str}}) are
+    the price's amounts in other currencies, per unit only."""
     currency = validate_currency(currency)
+    check_tax_behavior(tax_behavior)
     _validate_recurring(recurring)
     if lookup_key:
         holder = Price.objects.select_for_update().filter(lookup_key=lookup_key).first()
@@ -199,8 +267,12 @@ def price_create(
         nickname=nickname or "",
         lookup_key=lookup_key or None,
         metadata=metadata or {},
+        tax_behavior=tax_behavior,
         created_at=clock.now(),
     )
+    if currency_options:
+        price.currency_options = _checked_currency_options(price, currency_options)
+        price.save(update_fields=["currency_options"])
     PriceTier.objects.bulk_create(
         PriceTier(
             price=price,
@@ -215,7 +287,14 @@ def price_create(
     return price
 
 
-PRICE_MUTABLE_FIELDS = {"active", "nickname", "lookup_key", "metadata"}
+PRICE_MUTABLE_FIELDS = {
+    "active",
+    "nickname",
+    "lookup_key",
+    "metadata",
+    "tax_behavior",
+    "currency_options",
+}
 
 
 @transaction.atomic
@@ -247,10 +326,64 @@ def price_update(*, price: Price, transfer_lookup_key: bool = False, **changes: 
         changes["lookup_key"] = changes["lookup_key"] or None
     if "metadata" in changes:
         changes["metadata"] = changes["metadata"] or {}
+    if "tax_behavior" in changes:
+        changes["tax_behavior"] = tax_behavior_change(price.tax_behavior, changes["tax_behavior"])
+    if "currency_options" in changes:
+        changes["currency_options"] = _checked_currency_options(
+            price, {**price.currency_options, **changes["currency_options"]}
+        )
     before = snapshot(price)
     price, _ = model_update(instance=price, fields=PRICE_MUTABLE_FIELDS, data=changes)
     record_update("price.updated", price, before)
     return price
+
+
+def _checked_currency_options(
+    price: Price, options: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, str]]:
+    """The options as stored: lower-case currency to its per-unit amount (a decimal string of
+    minor units) and tax behavior."""
+    if options and price.billing_scheme != Price.BillingScheme.PER_UNIT:
+        raise BillingError(
+            "currency_options are supported on per-unit prices only (not tiered ones).",
+            param="currency_options",
+        )
+    if len(options) > MAX_CURRENCY_OPTIONS:
+        raise BillingError(
+            f"A price has at most {MAX_CURRENCY_OPTIONS} currency_options.",
+            param="currency_options",
+        )
+    stored: dict[str, dict[str, str]] = {}
+    for code, option in options.items():
+        param = f"currency_options[{code}]"
+        try:
+            currency = validate_currency(code).lower()
+        except BillingError as error:
+            raise BillingError(error.message, param=param) from error
+        if currency == price.currency.lower():
+            raise BillingError(
+                f"{param}: {currency} is the price's own currency; set its amount with "
+                "unit_amount.",
+                param=param,
+            )
+        amount = option.get("unit_amount_decimal")
+        if amount is None:
+            raise BillingError(
+                f"Missing required param: {param}[unit_amount].",
+                param=f"{param}[unit_amount]",
+                code=ErrorCode.PARAMETER_MISSING,
+            )
+        amount = Decimal(str(amount))
+        if amount < 0 or significant_decimal_places(amount) > 12:
+            raise BillingError(
+                f"{param}[unit_amount_decimal] must be at least 0 with at most 12 decimals.",
+                param=f"{param}[unit_amount_decimal]",
+            )
+        behavior = check_tax_behavior(
+            option.get("tax_behavior") or "unspecified", param=f"{param}[tax_behavior]"
+        )
+        stored[currency] = {"unit_amount_decimal": str(amount), "tax_behavior": behavior}
+    return stored
 
 
 def _release_lookup_key(holder: Price) -> None:

@@ -35,7 +35,7 @@ from django.urls import reverse
 from django.utils.html import format_html_join
 
 from billing_site import clock
-from billing_site.admin_kit import custom_page_urls, link_column
+from billing_site.admin_kit import ObjectSectionsMixin, custom_page_urls, link_column
 from catalog.money import format_minor_units
 from credits import admin_views, selectors
 from credits.admin_forms import Customer
@@ -101,7 +101,7 @@ class GrantStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(CreditGrant)
-class CreditGrantAdmin(admin.ModelAdmin):
+class CreditGrantAdmin(ObjectSectionsMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "public_id",
@@ -177,23 +177,23 @@ class CreditGrantAdmin(admin.ModelAdmin):
     def has_grant_action_permission(self, request) -> bool:
         return request.user.has_perm("credits.change_creditgrant")
 
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None:
-            transactions = obj.transactions.select_related("grant", "invoice").order_by("-pk")
-            context["ledger"] = ledger_rows(transactions[:MAX_LEDGER_ROWS_ON_GRANT_PAGE])
-            context["all_ledger_url"] = (
+    def object_page_context(self, request, obj: CreditGrant) -> dict:
+        transactions = obj.transactions.select_related("grant", "invoice").order_by("-pk")
+        status = obj.status_at(obj.customer.billing_now())
+        can_act = self.has_grant_action_permission(request)
+        return {
+            "ledger": ledger_rows(transactions[:MAX_LEDGER_ROWS_ON_GRANT_PAGE]),
+            "all_ledger_url": (
                 f"{reverse('admin:credits_creditbalancetransaction_changelist')}?q={obj.public_id}"
-            )
-            status = obj.status_at(obj.customer.billing_now())
-            can_act = self.has_grant_action_permission(request)
-            context["action_links"] = [
+            ),
+            "action_links": [
                 (action.label, reverse("admin:credits_creditgrant_action", args=[obj.pk, slug]))
                 for slug, action in admin_views.GRANT_ACTIONS.items()
                 if can_act
                 and status != G.STATUS_VOIDED
                 and not (slug == "expire" and obj.expired_at is not None)
-            ]
-        return super().render_change_form(request, context, add, change, form_url, obj)
+            ],
+        }
 
     # --- Columns and fields -----------------------------------------------------------------
 

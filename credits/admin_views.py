@@ -27,11 +27,10 @@ from billing_site.admin_kit import (
     COMMON_CURRENCIES,
     actor,
     change_url,
+    confirmation_page,
     dry_run,
-    form_page_context,
+    form_page,
     object_page,
-    page_context,
-    render,
     utc_label,
 )
 from billing_site.errors import BillingError
@@ -76,9 +75,10 @@ def credit_grant_form_view(
                 return HttpResponseRedirect(change_url(grant))
     else:
         form = CreditGrantForm(initial=initial, admin_site=site, customer=fixed_customer)
-    context = form_page_context(
+    return form_page(
         model_admin,
         request,
+        "admin/credits/creditgrant/grant_form.html",
         form,
         form.fieldset_layout,
         title=title,
@@ -98,7 +98,6 @@ def credit_grant_form_view(
         ),
         currency_codes=COMMON_CURRENCIES,
     )
-    return render(model_admin, request, "admin/credits/creditgrant/grant_form.html", context)
 
 
 def _grant(form: CreditGrantForm, source_invoice, who: str) -> CreditGrant | None:
@@ -203,18 +202,15 @@ def credit_grant_action_view(
     # Credits that draft invoices in their grace period expect from this grant: they will be
     # billed without them.
     pending = balance.ledger - balance.available
-    context = page_context(
+    return confirmation_page(
         model_admin,
         request,
-        title=f"{action.label}: are you sure?",
-        page_label=action.label,
+        "admin/credits/creditgrant/action_confirmation.html",
+        label=action.label,
         original=grant,
         action=action,
         at=at,
         remaining=format_minor_units(remaining, grant.currency),
         amount=format_minor_units(grant.amount, grant.currency),
         pending=format_minor_units(pending, grant.currency) if pending > 0 else None,
-    )
-    return render(
-        model_admin, request, "admin/credits/creditgrant/action_confirmation.html", context
     )

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Case, F, IntegerField, Q, Sum, When
 
 from billing_site import clock
+from billing_site.db import values_bound_on_server
 from billing_site.errors import BillingError
 from billing_site.events.objects import serialize_objects
 from billing_site.events.recording import record_event, record_events, record_update, snapshot
@@ -221,7 +222,9 @@ def credits_apply_many(
             )
             for application in applications
         )
-    _record_transactions(T.objects.bulk_create(rows) if rows else [])
+    with values_bound_on_server():
+        created = T.objects.bulk_create(rows) if rows else []
+    _record_transactions(created)
     return applied
 
 

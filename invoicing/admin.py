@@ -25,6 +25,8 @@ invoicing/admin_forms.py.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import flatten_fieldsets
@@ -38,6 +40,7 @@ from billing_site import clock
 from billing_site.admin import add_index_context
 from billing_site.admin_kit import (
     AddFormMixin,
+    ObjectSectionsMixin,
     change_url,
     custom_page_urls,
     link_column,
@@ -77,7 +80,7 @@ DeletedFilter = timestamp_set_filter(
 
 
 @admin.register(Customer)
-class CustomerAdmin(AddFormMixin, admin.ModelAdmin):
+class CustomerAdmin(AddFormMixin, ObjectSectionsMixin, admin.ModelAdmin):
     list_display = ["__str__", "email", "public_id", "test_clock", "created_at", "deleted_at"]
     list_filter = [DeletedFilter, "created_at"]
     list_select_related = ["test_clock"]
@@ -149,20 +152,20 @@ class CustomerAdmin(AddFormMixin, admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         customers.customers_delete(self, request, list(queryset))
 
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+    def object_page_context(self, request, obj: Customer) -> dict[str, Any]:
         # The billing sections (templates/admin/invoicing/customer/change_form.html).
-        if obj is not None:
-            context.update(customers.customer_page_context(obj))
-            context["can_add_subscription"] = request.user.has_perm("invoicing.add_subscription")
-            context["can_add_credit_grant"] = request.user.has_perm("credits.add_creditgrant")
-        return super().render_change_form(request, context, add, change, form_url, obj)
+        return {
+            **customers.customer_page_context(obj),
+            "can_add_subscription": request.user.has_perm("invoicing.add_subscription"),
+            "can_add_credit_grant": request.user.has_perm("credits.add_creditgrant"),
+        }
 
 
 # --- Subscriptions ---------------------------------------------------------------------------
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(ObjectSectionsMixin, admin.ModelAdmin):
     form = SubscriptionChangeForm
     list_display = [
         "public_id",
@@ -231,10 +234,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
         if changes:
             services.subscription_update(subscription=obj, **changes)
 
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None:
-            context.update(subscriptions.subscription_page_context(self, request, obj))
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def object_page_context(self, request, obj: Subscription) -> dict[str, Any]:
+        return subscriptions.subscription_page_context(self, request, obj)
 
     @admin.display(description="Current period", ordering="current_period_end")
     def current_period(self, obj: Subscription) -> str:
@@ -252,7 +253,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(ObjectSectionsMixin, admin.ModelAdmin):
     list_display = [
         "number_or_id",
         "customer",
@@ -336,10 +337,8 @@ class InvoiceAdmin(admin.ModelAdmin):
         }
         return super().changelist_view(request, extra_context)
 
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None:
-            context.update(invoices.invoice_page_context(self, request, obj))
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def object_page_context(self, request, obj: Invoice) -> dict[str, Any]:
+        return invoices.invoice_page_context(self, request, obj)
 
     # --- Permissions: invoices change only through their status actions ------------------
 
@@ -423,7 +422,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
 
 @admin.register(TestClock)
-class TestClockAdmin(AddFormMixin, admin.ModelAdmin):
+class TestClockAdmin(AddFormMixin, ObjectSectionsMixin, admin.ModelAdmin):
     list_display = ["__str__", "public_id", "frozen_time", "status", "customer_count", "created_at"]
     list_filter = ["status", DeletedFilter]
     search_fields = ["name", "public_id"]
@@ -458,10 +457,8 @@ class TestClockAdmin(AddFormMixin, admin.ModelAdmin):
     def advance_view(self, request, object_id):
         return test_clocks.test_clock_advance_view(self, request, object_id)
 
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None:
-            context.update(test_clocks.test_clock_page_context(self, request, obj))
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def object_page_context(self, request, obj: TestClock) -> dict[str, Any]:
+        return test_clocks.test_clock_page_context(self, request, obj)
 
     @admin.display(description="Customers", ordering="customer_count")
     def customer_count(self, obj: TestClock) -> int:

@@ -44,6 +44,21 @@ def _product(name: str, description: str) -> tuple[Product, bool]:
     return product_create(name=name, description=description), True
 
 
+def _monthly_usd_price(
+    product: Product, lookup_key: str, nickname: str, terms, meter: Meter | None = None
+) -> Price:
+    """A monthly USD price, billed in advance, or in arrears from `meter` if given."""
+    usage = {"usage_type": "metered", "meter": meter} if meter else {}
+    return price_create(
+        product=product,
+        currency="usd",
+        terms=terms,
+        recurring=Recurring(interval="month", **usage),
+        nickname=nickname,
+        lookup_key=lookup_key,
+    )
+
+
 @transaction.atomic
 def seed_catalog() -> list[Price]:
     """Hypernian (flat fee plus token overage) and Alpaca AI (per hundred tokens). Idempotent."""
@@ -54,49 +69,39 @@ def seed_catalog() -> list[Price]:
         "Hypernian", "200 USD a month, 100,000 API tokens included, then 0.001 USD a token."
     )
     if is_new:
-        created.append(
-            price_create(
-                product=hypernian,
-                currency="usd",
-                terms=build_price_terms(unit_amount=20000),
-                recurring=Recurring(interval="month"),
-                nickname="Hypernian monthly fee",
-                lookup_key="hypernian_monthly_fee",
-            )
-        )
-        created.append(
-            price_create(
-                product=hypernian,
-                currency="usd",
-                terms=build_price_terms(
-                    billing_scheme="tiered",
-                    tiers_mode="graduated",
-                    tiers=[
-                        {"up_to": 100000, "unit_amount": 0},
-                        {"up_to": "inf", "unit_amount_decimal": "0.1"},
-                    ],
-                ),
-                recurring=Recurring(interval="month", usage_type="metered", meter=tokens),
-                nickname="Hypernian API tokens",
-                lookup_key="hypernian_api_tokens",
-            )
-        )
+        graduated = [
+            {"up_to": 100000, "unit_amount": 0},
+            {"up_to": "inf", "unit_amount_decimal": "0.1"},
+        ]
+        created += [
+            _monthly_usd_price(
+                hypernian,
+                "hypernian_monthly_fee",
+                "Hypernian monthly fee",
+                build_price_terms(unit_amount=20000),
+            ),
+            _monthly_usd_price(
+                hypernian,
+                "hypernian_api_tokens",
+                "Hypernian API tokens",
+                build_price_terms(billing_scheme="tiered", tiers_mode="graduated", tiers=graduated),
+                meter=tokens,
+            ),
+        ]
 
     alpaca_tokens = _meter("alpaca_ai_tokens", "Alpaca AI tokens")
     alpaca, is_new = _product(
         "Alpaca AI", "0.04 USD per hundred tokens, billed monthly in arrears."
     )
     if is_new:
+        per_hundred = {"divide_by": 100, "round": "up"}
         created.append(
-            price_create(
-                product=alpaca,
-                currency="usd",
-                terms=build_price_terms(
-                    unit_amount=4, transform_quantity={"divide_by": 100, "round": "up"}
-                ),
-                recurring=Recurring(interval="month", usage_type="metered", meter=alpaca_tokens),
-                nickname="Alpaca AI tokens",
-                lookup_key="alpaca_ai_tokens",
+            _monthly_usd_price(
+                alpaca,
+                "alpaca_ai_tokens",
+                "Alpaca AI tokens",
+                build_price_terms(unit_amount=4, transform_quantity=per_hundred),
+                meter=alpaca_tokens,
             )
         )
     return created

@@ -56,6 +56,12 @@ class Customer(models.Model):
     name = models.CharField(max_length=256, blank=True)
     email = models.EmailField(max_length=512, blank=True)
     description = models.TextField(blank=True)
+    currency = models.CharField(
+        max_length=3,
+        blank=True,
+        help_text="Upper-case ISO code, set by the customer's first subscription or invoice "
+        "(Stripe's customer.currency); pending items without a currency default to it.",
+    )
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
     deleted_at = models.DateTimeField(
@@ -274,8 +280,27 @@ class InvoiceLineItem(models.Model):
     item_public_id = models.CharField(
         max_length=40, null=True, blank=True, unique=True, help_text="ii_... for one-off items."
     )
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    invoice = models.ForeignKey(
+        Invoice,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="lines",
+        help_text="None only for a pending invoice item, waiting for the customer's next invoice.",
+    )
     kind = models.CharField(max_length=12, choices=Kind.choices)
+    # Invoice items only (a pending one has no invoice to take them from).
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    currency = models.CharField(max_length=3, blank=True, help_text="Invoice items only.")
+    unit_amount_decimal = models.DecimalField(
+        max_digits=40,
+        decimal_places=12,
+        null=True,
+        blank=True,
+        help_text="Minor units per unit, for an item priced by unit_amount_decimal (no price).",
+    )
     subscription_item = models.ForeignKey(
         SubscriptionItem, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -247,18 +247,25 @@ class MeterAdmin(AddFormMixin, admin.ModelAdmin):
                 add_billing_error(form, error, form.param_to_field())
             else:
                 customer = form.cleaned_data["customer"]
-                event = MeterEvent.objects.get(
+                event = MeterEvent.objects.filter(
                     meter=meter,
                     customer=customer,
                     timestamp=accepted.timestamp,
                     identifier=accepted.identifier,
+                ).first()
+                # On the ClickHouse store the event has no row here: logged on the meter.
+                self.log_addition(
+                    request,
+                    event or meter,
+                    f"Sent test event {accepted.identifier} from the admin's test event form."
+                    if event is None
+                    else "Sent from the admin's test event form.",
                 )
-                self.log_addition(request, event, "Sent from the admin's test event form.")
                 self.message_user(
                     request,
                     format_html(
                         'Test event <a href="{}">{}</a> recorded: value {} for {} at {}.',
-                        change_url(event),
+                        change_url(event or meter),
                         accepted.identifier,
                         format_value(accepted.value),
                         customer.public_id,

@@ -191,15 +191,7 @@ class MeterEventCollection(ApiView):
         return response
 
     def post(self, request, params: Params) -> dict[str, Any]:
-        event_name = params.string("event_name", required=True, max_length=100)
-        # The event rules refuse text the database can't store with the payload's own code.
-        payload = params.raw("payload", check_text=False)
-        if payload is None or payload == "":
-            raise BillingError(
-                "Missing required param: payload (with the meter's customer and value keys).",
-                param="payload",
-                code=SharedErrorCode.PARAMETER_MISSING,
-            )
+        event_name, payload = event_name_and_payload(params)
         identifier = params.string("identifier", max_length=100)
         timestamp = _unix_timestamp(params, "timestamp")
         params.reject_unknown()
@@ -236,22 +228,46 @@ class MeterEventAdjustmentCollection(ApiView):
     resource = "meter_events"
 
     def post(self, request, params: Params) -> dict[str, Any]:
-        event_name = params.string("event_name", required=True, max_length=100)
-        params.choice("type", ["cancel"], required=True)
-        cancel = params.nested("cancel", required=True)
-        identifier = cancel.string("identifier", required=True, max_length=100)
-        cancel.reject_unknown()
+        event_name, identifier = cancellation_params(params)
         meter_event_cancel(
             event_name=event_name, identifier=identifier, cancelled_by=api_actor(request)
         )
-        return {
-            "object": "billing.meter_event_adjustment",
-            "cancel": {"identifier": identifier},
-            "event_name": event_name,
-            "livemode": False,
-            "status": "complete",
-            "type": "cancel",
-        }
+        return cancellation_body("billing.meter_event_adjustment", event_name, identifier)
+
+
+def event_name_and_payload(params: Params) -> tuple[str, Any]:
+    """The event name and payload of one meter event, v1 or v2 (both required)."""
+    event_name = params.string("event_name", required=True, max_length=100)
+    # The event rules refuse text the database can't store with the payload's own code.
+    payload = params.raw("payload", check_text=False)
+    if payload is None or payload == "":
+        raise BillingError(
+            "Missing required param: payload (with the meter's customer and value keys).",
+            param="payload",
+            code=SharedErrorCode.PARAMETER_MISSING,
+        )
+    return event_name, payload
+
+
+def cancellation_params(params: Params) -> tuple[str, str]:
+    """The event name and identifier of a cancel adjustment, v1 or v2 (the only type)."""
+    event_name = params.string("event_name", required=True, max_length=100)
+    params.choice("type", ["cancel"], required=True)
+    cancel = params.nested("cancel", required=True)
+    identifier = cancel.string("identifier", required=True, max_length=100)
+    cancel.reject_unknown()
+    return event_name, identifier
+
+
+def cancellation_body(object_name: str, event_name: str, identifier: str) -> dict[str, Any]:
+    return {
+        "object": object_name,
+        "cancel": {"identifier": identifier},
+        "event_name": event_name,
+        "livemode": False,
+        "status": "complete",
+        "type": "cancel",
+    }
 
 
 _WINDOWS = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}

@@ -14,9 +14,14 @@ from typing import Any
 
 from billing_site.api.base import ApiError, ApiView, api_actor
 from billing_site.api.params import Params
-from billing_site.errors import BillingError
 from billing_site.errors import ErrorCode as SharedErrorCode
-from metering.api import _iso, _stream_timestamp
+from metering.api import (
+    _iso,
+    _stream_timestamp,
+    cancellation_body,
+    cancellation_params,
+    event_name_and_payload,
+)
 from metering.cancellation import meter_event_cancel
 from metering.ingest import meter_event_create
 from metering.models import MeterEventAdjustment
@@ -29,15 +34,7 @@ class V2MeterEventCreate(ApiView):
     rate_limit_group = "ingest"
 
     def post(self, request, params: Params) -> dict[str, Any]:
-        event_name = params.string("event_name", required=True, max_length=100)
-        # The event rules refuse text the database can't store with the payload's own code.
-        payload = params.raw("payload", check_text=False)
-        if payload is None or payload == "":
-            raise BillingError(
-                "Missing required param: payload (with the meter's customer and value keys).",
-                param="payload",
-                code=SharedErrorCode.PARAMETER_MISSING,
-            )
+        event_name, payload = event_name_and_payload(params)
         identifier = params.raw("identifier", check_text=False)
         timestamp = _stream_timestamp(params.raw("timestamp"))
         if isinstance(timestamp, str):
@@ -68,22 +65,13 @@ class V2MeterEventAdjustmentCreate(ApiView):
     http_method_names = ["post"]
 
     def post(self, request, params: Params) -> dict[str, Any]:
-        event_name = params.string("event_name", required=True, max_length=100)
-        params.choice("type", ["cancel"], required=True)
-        cancel = params.nested("cancel", required=True)
-        identifier = cancel.string("identifier", required=True, max_length=100)
-        cancel.reject_unknown()
+        event_name, identifier = cancellation_params(params)
         params.reject_unknown()
         adjustment = meter_event_cancel(
             event_name=event_name, identifier=identifier, cancelled_by=api_actor(request)
         )
         return {
             "id": _adjustment_id(adjustment),
-            "object": "v2.billing.meter_event_adjustment",
-            "cancel": {"identifier": identifier},
+            **cancellation_body("v2.billing.meter_event_adjustment", event_name, identifier),
             "created": _iso(adjustment.created_at),
-            "event_name": event_name,
-            "livemode": False,
-            "status": "complete",
-            "type": "cancel",
         }

@@ -155,15 +155,12 @@ def meter_event_record(*, event: EventInput, caller: Caller) -> Recorded:
         raise CallerRefused("invalid")
     if outcome == "key_forbidden":
         raise CallerRefused("forbidden", tuple(key_row))
-    meter = None
-    if meter_row[0] is not None:
-        meter = Meter(event_name=event_name, **dict(zip(_METER_ROW_FIELDS, meter_row, strict=True)))
     if outcome == "accepted":
-        assert meter is not None and payload is not None and identifier is not None
+        assert event_name is not None and payload is not None and identifier is not None
         received_at = clock_time or now
-        value = numbers.get(meter.value_payload_key, Decimal(1))
+        value = numbers.get(meter_row[_METER_ROW_FIELDS.index("value_payload_key")], Decimal(1))
         accepted = AcceptedEvent(
-            meter.event_name,
+            event_name,
             identifier,
             value,
             event.timestamp or received_at,
@@ -172,6 +169,9 @@ def meter_event_record(*, event: EventInput, caller: Caller) -> Recorded:
         )
         return Recorded(tuple(key_row), event=accepted)
     # Refused, or a duplicate: the rules name the reason from what the function found.
+    meter = None
+    if meter_row[0] is not None:
+        meter = Meter(event_name=event_name, **dict(zip(_METER_ROW_FIELDS, meter_row, strict=True)))
     meters = {meter.event_name: meter} if meter is not None else {}
     customer_public_id = (payload or {}).get(meter.customer_payload_key) if meter else None
     customers = {customer_public_id: (customer_id, clock_time)} if customer_id else {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -54,6 +55,13 @@ class ApiClient:
             **self._headers(**kwargs),
         )
 
+    def subscribe(self, customer, *prices, **extra):
+        """POST /v1/subscriptions for `customer` with one item per price (and `extra` params)."""
+        items = [{"price": price.public_id} for price in prices]
+        return self.post(
+            "/v1/subscriptions", {"customer": customer.public_id, "items": items, **extra}
+        )
+
     def post_json(self, path: str, body: Any, **kwargs):
         return self.client.post(
             path, data=json.dumps(body), content_type="application/json", **self._headers(**kwargs)
@@ -73,3 +81,53 @@ def sdk_client(live_server, secret: str):
         base_addresses={"api": live_server.url, "meter_events": live_server.url},
         max_network_retries=0,
     )
+
+
+def sdk_customer_on_test_clock(stripe_client, name: str, frozen_time: int):
+    """A test clock frozen at `frozen_time` and a customer `name` on it, through the SDK."""
+    test_clock = stripe_client.v1.test_helpers.test_clocks.create({"frozen_time": frozen_time})
+    customer = stripe_client.v1.customers.create({"name": name, "test_clock": test_clock.id})
+    return test_clock, customer
+
+
+def sdk_advance(stripe_client, test_clock: str, frozen_time: int) -> None:
+    """Advance a test clock through the SDK: it answers "advancing", then is ready at
+    `frozen_time` (advances run to the end before the next request is answered)."""
+    clocks = stripe_client.v1.test_helpers.test_clocks
+    assert clocks.advance(test_clock, {"frozen_time": frozen_time}).status == "advancing"
+    ready = clocks.retrieve(test_clock)
+    assert (ready.status, ready.frozen_time) == ("ready", frozen_time)
+
+
+def sdk_usage(stripe_client, event_name: str, customer: str, value, timestamp: int, identifier):
+    """One v1 meter event for `customer` (a cus_ id) through the SDK."""
+    stripe_client.v1.billing.meter_events.create(
+        {
+            "event_name": event_name,
+            "payload": {"stripe_customer_id": customer, "value": str(value)},
+            "timestamp": timestamp,
+            "identifier": identifier,
+        }
+    )
+
+
+def sdk_subscribe(stripe_client, customer: str, *prices: str, **options):
+    """Subscribe `customer` (a cus_ id) to `prices` (price ids), one item each, through the SDK;
+    `options` are the SDK's request options (idempotency_key=...)."""
+    params = {"customer": customer, "items": [{"price": price} for price in prices]}
+    return stripe_client.v1.subscriptions.create(params, options or None)
+
+
+def sdk_hypernian_subscriber(stripe_client, demo_prices: dict[str, str], **options):
+    """Northwind on a test clock frozen at 2026-01-01, subscribed to the demo Hypernian plan (the
+    monthly fee and the metered API tokens); returns (test_clock, customer, subscription)."""
+    start = int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp())
+    test_clock, customer = sdk_customer_on_test_clock(stripe_client, "Northwind", start)
+    subscription = sdk_subscribe(
+        stripe_client,
+        customer.id,
+        demo_prices["hypernian_monthly_fee"],
+        demo_prices["hypernian_api_tokens"],
+        **options,
+    )
+    return test_clock, customer, subscription

@@ -16,6 +16,8 @@ from metering.ingest import meter_event_create
 JAN_1 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 JAN_15 = dt.datetime(2026, 1, 15, tzinfo=dt.UTC)
 FEB_1 = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+OCT_1 = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+NOV_1 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
 
 def utc(*args: int) -> dt.datetime:
@@ -75,12 +77,3 @@ def manual_invoice(
         if finalize:
             invoice = services.invoice_finalize(invoice=invoice, actor="tests")
     return Invoice.objects.get(pk=invoice.pk)
-
-
-def seed_demo_prices() -> dict[str, str]:
-    """Seed the demo catalog (invoicing.demo.seed_catalog); its prices' ids by lookup key."""
-    from catalog.models import Price
-    from invoicing.demo import seed_catalog
-
-    seed_catalog()
-    return {price.lookup_key: price.public_id for price in Price.objects.all()}

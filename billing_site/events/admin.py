@@ -31,6 +31,7 @@ from django.utils.html import format_html
 
 from billing_site.admin_kit import (
     ConfirmedAction,
+    ObjectSectionsMixin,
     change_url,
     confirm_action,
     custom_page_urls,
@@ -84,7 +85,7 @@ class HealthFilter(admin.SimpleListFilter):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(ObjectSectionsMixin, admin.ModelAdmin):
     form = WebhookEndpointForm
     list_display = ["url", "status_short", "events", "failing", "last_attempt"]
     list_filter = [HealthFilter, "status"]
@@ -246,11 +247,9 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # "Add" answers with the secret page, so it has one button; no "save and add another".
         context.update(show_save_and_add_another=False, show_save_and_continue=not add)
-        if obj is not None:
-            context.update(self.endpoint_page_context(request, obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
-    def endpoint_page_context(self, request, endpoint: WebhookEndpoint) -> dict[str, Any]:
+    def object_page_context(self, request, endpoint: WebhookEndpoint) -> dict[str, Any]:
         actions = []
         if self.has_operate_permission(request):
             actions = [
@@ -323,7 +322,7 @@ class DeliveryStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ObjectSectionsMixin, admin.ModelAdmin):
     list_display = ["event", "object_id", "created", "deliveries"]
     list_filter = ["type", "created_at", DeliveryStateFilter]
     search_fields = ["=public_id", "=object_id"]
@@ -411,12 +410,7 @@ class EventAdmin(admin.ModelAdmin):
     def event_api_version(self, event: Event) -> str:
         return event.api_version
 
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None:
-            context.update(self.event_page_context(request, obj))
-        return super().render_change_form(request, context, add, change, form_url, obj)
-
-    def event_page_context(self, request, event: Event) -> dict[str, Any]:
+    def object_page_context(self, request, event: Event) -> dict[str, Any]:
         data = event.data or {}
         previous = data.get("previous_attributes")
         return {

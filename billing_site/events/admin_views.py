@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin import helpers
 from django.http import (
     Http404,
     HttpRequest,
@@ -25,11 +24,9 @@ from django.http import (
 
 from billing_site.admin_kit import (
     add_billing_error,
-    admin_form,
     change_url,
+    confirmation_page,
     object_page,
-    page_context,
-    render,
     utc_label,
 )
 from billing_site.errors import BillingError
@@ -201,25 +198,18 @@ def endpoint_action_view(
             if form is None:
                 raise
             add_billing_error(form, error, ROLL_PARAM_TO_FIELD)
-    adminform = admin_form(form) if form is not None else None
-    context = page_context(
+    return confirmation_page(
         model_admin,
         request,
-        title=f"{action.verb}: are you sure?",
-        page_label=action.verb,
+        "admin/billing_site/webhookendpoint/endpoint_action.html",
+        label=action.verb,
         original=endpoint,
+        form=form,
         action=action,
         refusal=refusal,
         status=status_label(endpoint),
         events=events_label(endpoint),
         test_event=latest_event_for(endpoint) if action.sends_test_event else None,
-        form=form,
-        adminform=adminform,
-        errors=helpers.AdminErrorList(form, []) if form is not None else None,
-        media=model_admin.media + adminform.media if adminform else model_admin.media,
-    )
-    return render(
-        model_admin, request, "admin/billing_site/webhookendpoint/endpoint_action.html", context
     )
 
 

@@ -22,6 +22,7 @@ from django.dispatch import Signal
 
 from billing_site import clock
 from billing_site.celery import app as celery_app
+from billing_site.db import values_bound_on_server
 from billing_site.events.context import current_api_request
 from billing_site.events.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from billing_site.events.objects import serialize_object, serialize_objects
@@ -101,11 +102,13 @@ def record_events(pending: Sequence[PendingEvent]) -> list[Event]:
     if not pending:
         return []
     now = clock.now()
-    events = Event.objects.bulk_create(
-        _new_event(event_type, data_object, previous, None, now)
-        for event_type, data_object, previous in pending
-    )
-    _after_commit(events, _create_deliveries(events, now))
+    with values_bound_on_server():
+        events = Event.objects.bulk_create(
+            _new_event(event_type, data_object, previous, None, now)
+            for event_type, data_object, previous in pending
+        )
+        deliveries = _create_deliveries(events, now)
+    _after_commit(events, deliveries)
     return events
 
 

@@ -30,8 +30,10 @@ EVENT_TYPES: dict[str, str] = {
         "upcoming invoice (no id), once per period."
     ),
     "invoice.overdue": "An open invoice's due date passed unpaid (once per invoice).",
-    "invoiceitem.created": "A one-off item was added to a draft invoice.",
-    "invoiceitem.deleted": "A one-off item was deleted with its draft invoice.",
+    "invoiceitem.created": "An invoice item was created: on a draft invoice, or pending.",
+    "invoiceitem.updated": "An invoice item changed: its amount, quantity, description, "
+    "metadata or period, or it was put on an invoice's lines or taken off them.",
+    "invoiceitem.deleted": "An invoice item was deleted, alone or with its draft invoice.",
     "billing.credit_grant.created": "Credits were granted.",
     "billing.credit_grant.updated": "A credit grant changed: expiry, metadata, expired, voided.",
     "billing.credit_balance_transaction.created": (

@@ -17,7 +17,7 @@ from billing_site.admin_kit import (
     carried_fields,
     change_url,
     dry_run,
-    form_page_context,
+    form_page,
     page_context,
     render,
 )
@@ -152,15 +152,15 @@ def _refused(model_admin, request, header, items, error) -> TemplateResponse:
 
 
 def _customer_step(model_admin, request, header: InvoiceCustomerForm) -> TemplateResponse:
-    context = form_page_context(
+    return form_page(
         model_admin,
         request,
+        "admin/invoicing/invoice/create_customer.html",
         header,
         title="Create invoice: customer and currency",
         page_label="Create invoice",
         currency_codes=COMMON_CURRENCIES,
     )
-    return render(model_admin, request, "admin/invoicing/invoice/create_customer.html", context)
 
 
 def _items_step(

@@ -18,9 +18,8 @@ from billing_site.admin_kit import (
     actor,
     call_for_each,
     change_url,
+    confirmation_page,
     object_page,
-    page_context,
-    render,
 )
 from catalog.money import format_minor_units
 from invoicing import services
@@ -143,20 +142,17 @@ def invoice_transition_confirm(
         }
         for invoice in invoices
     ]
-    context = page_context(
+    return confirmation_page(
         model_admin,
         request,
-        title=f"{transition.label}: are you sure?",
-        page_label=transition.label,
+        "admin/invoicing/invoice/transition_confirmation.html",
+        label=transition.label,
         original=single,
         transition=transition,
         rows=rows,
         changing_count=sum(1 for row in rows if row["refusal"] is None),
         single=single,
         action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
-    )
-    return render(
-        model_admin, request, "admin/invoicing/invoice/transition_confirmation.html", context
     )
 
 

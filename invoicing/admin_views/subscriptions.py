@@ -22,7 +22,7 @@ from billing_site.admin_kit import (
     carried_fields,
     change_url,
     dry_run,
-    form_page_context,
+    form_page,
     object_page,
     page_context,
     render,
@@ -131,15 +131,13 @@ def _confirm(model_admin, request: HttpRequest, form: SubscriptionItemsForm) -> 
 
 
 def _customer_step(model_admin, request, form: SubscriptionCustomerForm) -> TemplateResponse:
-    context = form_page_context(
+    return form_page(
         model_admin,
         request,
+        "admin/invoicing/subscription/create_customer.html",
         form,
         title="Add subscription: choose the customer",
         page_label="Add subscription",
-    )
-    return render(
-        model_admin, request, "admin/invoicing/subscription/create_customer.html", context
     )
 
 
@@ -246,9 +244,10 @@ def subscription_cancel_view(
         metered = [line for line in preview.lines if line.kind == InvoiceLineItem.Kind.METERED]
         usage_lines = [planned_line_row(line, preview.currency) for line in metered]
         usage_total = format_minor_units(sum(line.amount for line in metered), preview.currency)
-    context = form_page_context(
+    return form_page(
         model_admin,
         request,
+        "admin/invoicing/subscription/cancel_confirmation.html",
         form,
         title=f"Cancel subscription {subscription.public_id} now",
         page_label="Cancel now",
@@ -256,7 +255,4 @@ def subscription_cancel_view(
         customer_now=subscription.customer.billing_now(),
         usage_lines=usage_lines,
         usage_total=usage_total,
-    )
-    return render(
-        model_admin, request, "admin/invoicing/subscription/cancel_confirmation.html", context
     )

@@ -12,9 +12,8 @@ from django.urls import reverse
 
 from billing_site.admin_kit import (
     add_billing_error,
-    form_page_context,
+    form_page,
     object_page,
-    render,
     utc_label,
 )
 from billing_site.errors import BillingError
@@ -49,9 +48,10 @@ def test_clock_advance_view(
     if request.method == "POST" and form.is_valid():
         summary = _advance(model_admin, request, test_clock, form)
         test_clock.refresh_from_db()
-    context = form_page_context(
+    return form_page(
         model_admin,
         request,
+        "admin/invoicing/testclock/advance.html",
         form,
         title=f"Advance test clock {test_clock}",
         page_label="Advance",
@@ -59,7 +59,6 @@ def test_clock_advance_view(
         summary=summary,
         customers=list(test_clock.customers.order_by("pk")),
     )
-    return render(model_admin, request, "admin/invoicing/testclock/advance.html", context)
 
 
 def _advance(model_admin, request, test_clock: TestClock, form) -> dict[str, Any] | None:

@@ -75,7 +75,9 @@ def _line(
         "period": period,
         "pretax_credit_amounts": _credit_amounts(line.credits_applied),
         "price": line.price.public_id if line.price is not None else None,
-        "pricing": _pricing(line.price),
+        "pricing": (
+            _item_pricing(line) if isinstance(line, InvoiceLineItem) else _pricing(line.price)
+        ),
         "quantity": _whole_quantity(line.quantity),
         "quantity_decimal": decimal_string(line.quantity),
         "subscription": subscription_id,
@@ -279,31 +281,41 @@ def serialize_invoice(invoice: Invoice) -> dict[str, Any]:
 
 def invoice_items_to_serialize() -> QuerySet[InvoiceLineItem]:
     return InvoiceLineItem.objects.filter(kind=InvoiceLineItem.Kind.INVOICE_ITEM).select_related(
-        "invoice__customer__test_clock", "price__product"
+        "customer__test_clock", "invoice", "price__product"
     )
 
 
+def _item_pricing(line: InvoiceLineItem) -> dict[str, Any] | None:
+    """A price's details; an item priced by `unit_amount_decimal` alone has only that."""
+    if line.price is None and line.unit_amount_decimal is not None:
+        return {
+            "type": "price_details",
+            "unit_amount_decimal": decimal_string(line.unit_amount_decimal),
+        }
+    return _pricing(line.price)
+
+
 def serialize_invoice_item(line: InvoiceLineItem) -> dict[str, Any]:
-    invoice = line.invoice
-    customer = invoice.customer
+    invoice = line.invoice  # None while pending (waiting for the customer's next invoice)
+    customer = line.customer
     return {
         "id": line.item_public_id,
         "object": "invoiceitem",
         "amount": line.amount,
-        "currency": invoice.currency.lower(),
+        "currency": line.currency.lower(),
         "customer": customer.public_id,
         "customer_account": None,
         "date": to_unix(line.created_at),
         "description": line.description,
         "discountable": True,
         "discounts": [],
-        "invoice": invoice.public_id,
+        "invoice": invoice.public_id if invoice is not None else None,
         "livemode": False,
         "metadata": line.metadata,
         "net_amount": line.amount,
         "parent": None,
         "period": _period(line.period_start, line.period_end),
-        "pricing": _pricing(line.price),
+        "pricing": _item_pricing(line),
         "proration": False,
         "quantity": int(line.quantity),
         "quantity_decimal": decimal_string(line.quantity),

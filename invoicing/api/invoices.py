@@ -50,8 +50,12 @@ class InvoiceCollection(ApiView):
             else 30,
             description=params.string("description", allow_blank=True) or "",
             metadata=params.new_metadata(),
+            pending_invoice_items_behavior=params.choice(
+                "pending_invoice_items_behavior", ("include", "exclude")
+            )
+            or "exclude",
         )
-        params.mark_read("auto_advance", "pending_invoice_items_behavior")
+        params.mark_read("auto_advance")
         return serialize_invoice(invoices_to_serialize().get(pk=invoice.pk))
 
 

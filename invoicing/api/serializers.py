@@ -68,7 +68,7 @@ def serialize_customer(customer: Customer) -> dict[str, Any]:
         "address": None,
         "balance": 0,
         "created": to_unix(customer.created_at),
-        "currency": None,
+        "currency": customer.currency.lower() or None,
         "customer_account": None,
         "default_source": None,
         "delinquent": False,

@@ -2,11 +2,21 @@
 
 from invoicing.services.billing_run import billing_run
 from invoicing.services.customers import customer_create, customer_delete, customer_update
+from invoicing.services.invoice_items import (
+    invoice_item_create,
+    invoice_item_delete,
+    invoice_item_update,
+    pending_invoice_items_attach,
+)
+from invoicing.services.invoice_lines import (
+    invoice_lines_add,
+    invoice_lines_remove,
+    invoice_lines_update,
+)
 from invoicing.services.invoices import (
     invoice_create,
     invoice_delete_draft,
     invoice_finalize,
-    invoice_item_create,
     invoice_mark_uncollectible,
     invoice_pay,
     invoice_transition,
@@ -42,11 +52,17 @@ __all__ = [
     "invoice_delete_draft",
     "invoice_finalize",
     "invoice_item_create",
+    "invoice_item_delete",
+    "invoice_item_update",
+    "invoice_lines_add",
+    "invoice_lines_remove",
+    "invoice_lines_update",
     "invoice_mark_uncollectible",
     "invoice_pay",
     "invoice_transition",
     "invoice_update",
     "invoice_void",
+    "pending_invoice_items_attach",
     "portal_session_claim",
     "portal_session_create",
     "portal_sessions_revoke",

@@ -23,6 +23,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from billing_site.db import bulk_update_rows, values_bound_on_server
 from billing_site.events.objects import serialize_objects
 from billing_site.events.recording import PendingEvent, changed_attributes, record_events
 from catalog.models import Price
@@ -108,8 +109,7 @@ def _close_once(subscription_ids: Sequence[int], at: dt.datetime) -> tuple[int, 
         for item in items[subscription.pk]
         if item.price.is_metered
     )
-    renewing = [s for s in subscriptions if not s.cancel_at_period_end]
-    befores = dict(zip((s.pk for s in renewing), serialize_objects(renewing), strict=True))
+    befores = serialize_objects(subscriptions)
 
     invoices, lines, held = [], [], []
     for subscription in subscriptions:
@@ -135,22 +135,26 @@ def _close_once(subscription_ids: Sequence[int], at: dt.datetime) -> tuple[int, 
         )
         if problem:
             held.append((invoice, problem))
-    Invoice.objects.bulk_create(invoices)
-    InvoiceLineItem.objects.bulk_create(lines)
+    with values_bound_on_server():
+        Invoice.objects.bulk_create(invoices)
+        InvoiceLineItem.objects.bulk_create(lines)
     # Usage past the limits holds a draft for review; its subscription still moves on.
     for invoice, problem in held:
         invoice_hold_for_review(invoice=invoice, problem=problem, at=at)
+    # As one at a time: the invoice as created, before its subscription moves on.
+    invoices_data = serialize_objects(invoices)
 
     ending = {s.pk for s in subscriptions if advance_past_period(s)}
     _save_advanced(subscriptions)
-    afters = dict(zip((s.pk for s in subscriptions), serialize_objects(subscriptions), strict=True))
+    afters = serialize_objects(subscriptions)
     pending: list[PendingEvent] = []
-    for subscription, invoice_data in zip(subscriptions, serialize_objects(invoices), strict=True):
+    for subscription, invoice_data, before, after in zip(
+        subscriptions, invoices_data, befores, afters, strict=True
+    ):
         pending.append(("invoice.created", invoice_data, None))
-        after = afters[subscription.pk]
         if subscription.pk in ending:
             pending.append(("customer.subscription.deleted", after, None))
-        elif previous := changed_attributes(befores[subscription.pk], after):
+        elif previous := changed_attributes(before, after):
             # A renewal: Stripe reports the new period as an update.
             pending.append(("customer.subscription.updated", after, previous))
     record_events(pending)
@@ -234,7 +238,7 @@ def _finalize(invoice_ids: Sequence[int], at: dt.datetime) -> int:
         credited.extend(credit_lines(lines[invoice.pk], applications[invoice.pk]))
         set_totals(invoice, lines[invoice.pk])
     if credited:
-        InvoiceLineItem.objects.bulk_update(credited, ["credits_applied"])
+        bulk_update_rows(credited, ["credits_applied"])
     # Numbers last: the counter stays locked until commit, so take it as late as possible.
     for invoice, number in zip(ready, next_invoice_numbers(len(ready)), strict=True):
         invoice.number = number
@@ -298,7 +302,7 @@ def _recompute_usage(
         if line_changed:
             changed.append(line)
     if changed:
-        InvoiceLineItem.objects.bulk_update(changed, RATED_FIELDS)
+        bulk_update_rows(changed, RATED_FIELDS)
     ready = []
     for invoice in invoices:
         problem = amount_limit_problem(

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from billing_site.db import bulk_update_rows, values_bound_on_server
 from billing_site.errors import BillingError
 from billing_site.events.objects import serialize_objects
 from billing_site.events.recording import record_event, record_events, record_update, snapshot
-from billing_site.ids import generate_public_id
-from billing_site.limits import MAX_AMOUNT, check_amount, check_quantity, check_time
-from catalog.models import Price
-from catalog.money import format_minor_units
 from catalog.services import validate_currency
 from credits.services import LineToCredit, credits_apply, credits_reinstate
 from invoicing.errors import ErrorCode as InvoicingErrorCode
@@ -27,13 +23,13 @@ from invoicing.models import (
     InvoiceNumberSequence,
     Subscription,
 )
+from invoicing.services.customer_currency import customer_currency_settle
 from invoicing.services.lines import (
     RatedLine,
     amount_limit_problem,
     described,
     metered_quantity,
     rate_line,
-    rate_line_within_limit,
 )
 
 S = Invoice.Status
@@ -115,7 +111,7 @@ def invoices_transition_many(
     if not invoices:
         return
     audits = [_move(invoice, to_status, at) for invoice in invoices]
-    Invoice.objects.bulk_update(invoices, ["status", _STAMPS[to_status], *fields])
+    bulk_update_rows(invoices, ["status", _STAMPS[to_status], *fields])
     _audit(audits, actor=actor, note=note, at=at)
     record_events([(_EVENTS[to_status], data, None) for data in serialize_objects(invoices)])
 
@@ -123,7 +119,8 @@ def invoices_transition_many(
 def _audit(audits: list[InvoiceEvent], *, actor: str, note: str, at: dt.datetime) -> None:
     for audit in audits:
         audit.actor, audit.note, audit.created_at = actor[:150], note[:500], at
-    InvoiceEvent.objects.bulk_create(audits)
+    with values_bound_on_server():
+        InvoiceEvent.objects.bulk_create(audits)
 
 
 def _lock(invoice: Invoice) -> Invoice:
@@ -399,7 +396,15 @@ def invoice_create(
     days_until_due: int | None = 30,
     description: str = "",
     metadata: dict[str, str] | None = None,
+    pending_invoice_items_behavior: str = "exclude",
 ) -> Invoice:
+    """A one-off draft. As in Stripe's current API, the customer's pending invoice items join
+    it only with `pending_invoice_items_behavior="include"` (the default is `exclude`)."""
+    if pending_invoice_items_behavior not in ("include", "exclude"):
+        raise BillingError(
+            "pending_invoice_items_behavior must be include or exclude.",
+            param="pending_invoice_items_behavior",
+        )
     if customer.deleted_at is not None:
         raise BillingError(f"Customer {customer.public_id} has been deleted.", param="customer")
     currency = validate_currency(currency)
@@ -414,99 +419,14 @@ def invoice_create(
         metadata=metadata or {},
         created_at=customer.billing_now(),
     )
+    customer_currency_settle(customer=customer, currency=currency)
+    if pending_invoice_items_behavior == "include":
+        # Imported here: invoice_items builds on this module (locks, totals).
+        from invoicing.services.invoice_items import pending_invoice_items_attach
+
+        pending_invoice_items_attach(invoice=invoice)
     record_event("invoice.created", invoice)
     return invoice
-
-
-@transaction.atomic
-def invoice_item_create(
-    *,
-    invoice: Invoice,
-    description: str,
-    amount: int | None = None,
-    price: Price | None = None,
-    quantity: Decimal | int = 1,
-    period: tuple[dt.datetime, dt.datetime] | None = None,
-    metadata: dict[str, str] | None = None,
-) -> InvoiceLineItem:
-    """Add a one-off line (an amount, or a price times quantity) to a draft invoice."""
-    invoice = _lock(invoice)
-    _require_draft(invoice, "get new items")
-    before = snapshot(invoice)
-    if (amount is None) == (price is None):
-        raise BillingError(
-            "Give either amount (in minor units) or price (with quantity), not both and not "
-            "neither.",
-            param="amount" if amount is None else "price",
-        )
-    quantity = Decimal(quantity)
-    if quantity <= 0:
-        raise BillingError("quantity must be greater than 0.", param="quantity")
-    check_quantity(quantity, param="quantity")
-    if price is not None:
-        if not price.active:
-            raise BillingError(
-                f"Price {price.public_id} is archived; use an active price.", param="price"
-            )
-        if price.currency != invoice.currency:
-            raise BillingError(
-                f"Price {price.public_id} is in {price.currency}, but the invoice is in "
-                f"{invoice.currency}.",
-                param="price",
-            )
-        if price.is_metered:
-            raise BillingError(
-                "Metered prices are billed from usage by subscriptions, not as one-off items.",
-                param="price",
-            )
-        rated = rate_line_within_limit(price, quantity, param="quantity")
-        line_amount, unrounded, breakdown = (
-            rated.amount,
-            rated.unrounded_amount,
-            rated.tier_breakdown,
-        )
-    else:
-        assert amount is not None
-        if amount < 0:
-            raise BillingError("amount can't be negative.", param="amount")
-        check_amount(amount, param="amount")
-        line_amount, unrounded, breakdown = amount, Decimal(amount), []
-        quantity = Decimal(1)
-    if invoice.subtotal + line_amount > MAX_AMOUNT:
-        raise BillingError(
-            f"This item would bring the invoice's total to "
-            f"{format_minor_units(invoice.subtotal + line_amount, invoice.currency)}, over the "
-            f"limit of {format_minor_units(MAX_AMOUNT, invoice.currency)} per invoice; put it "
-            "on another invoice.",
-            param="amount" if price is None else "quantity",
-        )
-    at = invoice.customer.billing_now()
-    start, end = period or (at, at)
-    check_time(start, param="period[start]")
-    check_time(end, param="period[end]")
-    if end < start:
-        raise BillingError("period[end] must not be before period[start].", param="period[end]")
-    line = InvoiceLineItem.objects.create(
-        invoice=invoice,
-        item_public_id=generate_public_id("ii"),
-        kind=InvoiceLineItem.Kind.INVOICE_ITEM,
-        price=price,
-        description=(description or (price.nickname or price.product.name if price else "")).strip()
-        or "One-off item",
-        quantity=quantity,
-        amount=line_amount,
-        unrounded_amount=unrounded,
-        tier_breakdown=breakdown,
-        period_start=start,
-        period_end=end,
-        metadata=metadata or {},
-        created_at=at,
-    )
-    refresh_totals(invoice)
-    invoice.save(update_fields=["subtotal", "total_credits", "total", "amount_due"])
-    record_event("invoiceitem.created", line)
-    record_update("invoice.updated", invoice, before)
-    return line
 
 
 @transaction.atomic

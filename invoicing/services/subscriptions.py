@@ -25,7 +25,9 @@ from invoicing.models import (
     SubscriptionItem,
 )
 from invoicing.periods import Period, period_boundary, period_containing
+from invoicing.services.customer_currency import customer_currency_settle
 from invoicing.services.customer_events import customer_event_record
+from invoicing.services.invoice_items import pending_invoice_items_attach
 from invoicing.services.invoices import (
     check_collection,
     invoice_finalize,
@@ -217,6 +219,7 @@ def subscription_create(
         for item in items
     )
     record_event("customer.subscription.created", subscription)
+    customer_currency_settle(customer=customer, currency=subscription.currency)
     in_advance = any(not item.price.is_metered for item in items)
     if in_advance or billing_mode == Subscription.BillingMode.CLASSIC:
         invoice = _new_subscription_invoice(
@@ -227,6 +230,7 @@ def subscription_create(
         lines = InvoiceLineItem.objects.bulk_create(line_items(invoice, planned, at=at))
         set_totals(invoice, lines)
         invoice.save()
+        pending_invoice_items_attach(invoice=invoice)
         record_event("invoice.created", invoice)
         invoice_finalize(invoice=invoice, actor=actor, at=at)
     customer_event_record(
@@ -318,6 +322,7 @@ def subscription_close_period(*, subscription: Subscription, at: dt.datetime) ->
     set_totals(invoice, lines)
     invoice.save()
     InvoiceLineItem.objects.bulk_create(lines)
+    pending_invoice_items_attach(invoice=invoice)
     # Usage past the limits holds this draft for review; the subscription still moves on.
     _hold_if_over_limit(invoice, planned, at)
     record_event("invoice.created", invoice)
@@ -362,6 +367,7 @@ def subscription_cancel_now(
         invoice.period_start, invoice.period_end = partial.start, partial.end
         set_totals(invoice, lines)
         invoice.save()
+        pending_invoice_items_attach(invoice=invoice)
         held = _hold_if_over_limit(invoice, planned, at)
         record_event("invoice.created", invoice)
         if held:

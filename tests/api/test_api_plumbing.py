@@ -218,6 +218,7 @@ def test_bad_pagination_parameters_are_refused(api, params, param):
 
 
 # --- idempotency ------------------------------------------------------------------------------
+# A key reused with other parameters or on another endpoint: test_idempotency_semantics.py.
 
 
 def test_a_replayed_idempotency_key_returns_the_first_response_and_creates_once(api):
@@ -227,15 +228,6 @@ def test_a_replayed_idempotency_key_returns_the_first_response_and_creates_once(
     assert first.json() == second.json()
     assert second["Idempotent-Replayed"] == "true"
     assert Customer.objects.count() == 1
-
-
-def test_the_same_key_with_different_parameters_is_an_error(api):
-    api.post("/v1/customers", {"name": "Acme"}, idempotency_key="key-1")
-    response = api.post("/v1/customers", {"name": "Other"}, idempotency_key="key-1")
-    assert response.status_code == 400
-    assert response.json()["error"]["type"] == "idempotency_error"
-    assert "same parameters" in response.json()["error"]["message"]
-    assert list(Customer.objects.values_list("name", flat=True)) == ["Acme"]
 
 
 def test_a_validation_error_is_answered_again_not_replayed(api):

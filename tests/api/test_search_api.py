@@ -16,17 +16,6 @@ from invoicing.models import Customer
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def sdk(live_server, transactional_db):
-    from billing_site.services import api_key_create
-
-    _, secret = api_key_create(name="search tests")
-    saved = (stripe.api_key, stripe.api_base, stripe.max_network_retries)
-    stripe.api_key, stripe.api_base, stripe.max_network_retries = secret, live_server.url, 0
-    yield stripe
-    stripe.api_key, stripe.api_base, stripe.max_network_retries = saved
-
-
 def _customer(api, **params) -> str:
     response = api.post("/v1/customers", params)
     assert response.status_code == 200, response.json()

@@ -38,17 +38,6 @@ METER_FIELDS = {
 }  # fmt: skip
 
 
-@pytest.fixture
-def sdk(live_server, transactional_db):
-    from billing_site.services import api_key_create
-
-    _, secret = api_key_create(name="sdk tests")
-    saved = (stripe.api_key, stripe.api_base, stripe.max_network_retries)
-    stripe.api_key, stripe.api_base, stripe.max_network_retries = secret, live_server.url, 0
-    yield stripe
-    stripe.api_key, stripe.api_base, stripe.max_network_retries = saved
-
-
 def _keys(obj) -> set[str]:
     return set(obj.to_dict().keys())
 

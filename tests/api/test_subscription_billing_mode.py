@@ -16,19 +16,8 @@ from tests.helpers import JAN_1, send_usage, subscribe, utc
 pytestmark = pytest.mark.django_db
 
 
-def _create(api, customer, *prices, **extra):
-    return api.post(
-        "/v1/subscriptions",
-        {
-            "customer": customer.public_id,
-            "items": [{"price": p.public_id} for p in prices],
-            **extra,
-        },
-    )
-
-
 def test_a_metered_only_subscription_is_flexible_and_sends_no_empty_first_invoice(api, customer):
-    body = _create(api, customer, hypernian_usage_price()).json()
+    body = api.subscribe(customer, hypernian_usage_price()).json()
     assert body["billing_mode"] == {
         "type": "flexible",
         "flexible": {"proration_discounts": "included"},
@@ -40,7 +29,7 @@ def test_a_metered_only_subscription_is_flexible_and_sends_no_empty_first_invoic
 
 
 def test_classic_billing_mode_keeps_the_zero_first_invoice(api, customer):
-    body = _create(api, customer, hypernian_usage_price(), billing_mode={"type": "classic"}).json()
+    body = api.subscribe(customer, hypernian_usage_price(), billing_mode={"type": "classic"}).json()
     assert body["billing_mode"] == {"type": "classic", "flexible": None}
     first = Invoice.objects.get()
     assert (first.total, first.status, first.billing_reason) == (0, "paid", "subscription_create")
@@ -49,7 +38,7 @@ def test_classic_billing_mode_keeps_the_zero_first_invoice(api, customer):
 
 def test_a_subscription_with_a_fee_bills_it_in_advance_in_either_mode(api, customer):
     fee = licensed_price(unit_amount=4900)
-    body = _create(api, customer, fee, expand=["latest_invoice"]).json()
+    body = api.subscribe(customer, fee, expand=["latest_invoice"]).json()
     assert body["billing_mode"]["type"] == "flexible"
     assert (body["latest_invoice"]["amount_due"], body["latest_invoice"]["status"]) == (
         4900,
@@ -59,10 +48,10 @@ def test_a_subscription_with_a_fee_bills_it_in_advance_in_either_mode(api, custo
 
 
 def test_an_unknown_billing_mode_is_refused_and_nothing_is_created(api, customer):
-    response = _create(api, customer, licensed_price(), billing_mode={"type": "hybrid"})
+    response = api.subscribe(customer, licensed_price(), billing_mode={"type": "hybrid"})
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "billing_mode[type]"
-    response = _create(api, customer, licensed_price(), billing_mode={"type": "flexible", "x": 1})
+    response = api.subscribe(customer, licensed_price(), billing_mode={"type": "flexible", "x": 1})
     assert response.json()["error"]["param"] == "billing_mode[x]"
     assert not Subscription.objects.exists()
     assert not Invoice.objects.exists()

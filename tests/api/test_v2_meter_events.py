@@ -1,5 +1,5 @@
 """`POST /v2/billing/meter_events` and `POST /v2/billing/meter_event_adjustments`, through the
-official SDK's v2 client (JSON bodies, RFC 3339 times) and as raw JSON."""
+official SDK's v2 stripe_client (JSON bodies, RFC 3339 times) and as raw JSON."""
 
 from __future__ import annotations
 
@@ -12,19 +12,11 @@ import stripe
 from billing_site import clock
 from metering.models import MeterEvent, MeterEventAdjustment
 from metering.store import usage
-from tests.api_client import sdk_client
 from tests.factories import MeterFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PERIOD = (dt.datetime(2000, 1, 1, tzinfo=dt.UTC), dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
-
-
-@pytest.fixture
-def client(live_server):
-    from billing_site.services import api_key_create
-
-    return sdk_client(live_server, api_key_create(name="v2 events")[1])
 
 
 @pytest.fixture
@@ -36,9 +28,9 @@ def _usage(meter, customer) -> Decimal:
     return usage(meter=meter, customer_id=customer.pk, start=PERIOD[0], end=PERIOD[1])
 
 
-def test_sdk_records_one_event_and_cancels_it(client, meter, customer):
+def test_sdk_records_one_event_and_cancels_it(stripe_client, meter, customer):
     moment = clock.now().replace(microsecond=0) - dt.timedelta(minutes=1)
-    event = client.v2.billing.meter_events.create(
+    event = stripe_client.v2.billing.meter_events.create(
         {
             "event_name": "alpaca_ai_tokens",
             "payload": {"stripe_customer_id": customer.public_id, "value": "25"},
@@ -51,7 +43,7 @@ def test_sdk_records_one_event_and_cancels_it(client, meter, customer):
     assert event.payload.to_dict() == {"stripe_customer_id": customer.public_id, "value": "25"}
     assert dt.datetime.fromisoformat(event.timestamp) == moment
     assert isinstance(event.created, str) and event.created.endswith("Z")
-    client.v2.billing.meter_events.create(
+    stripe_client.v2.billing.meter_events.create(
         {
             "event_name": "alpaca_ai_tokens",
             "payload": {"stripe_customer_id": customer.public_id, "value": "5"},
@@ -59,7 +51,7 @@ def test_sdk_records_one_event_and_cancels_it(client, meter, customer):
     )
     assert _usage(meter, customer) == 30
 
-    adjustment = client.v2.billing.meter_event_adjustments.create(
+    adjustment = stripe_client.v2.billing.meter_event_adjustments.create(
         {"event_name": "alpaca_ai_tokens", "type": "cancel", "cancel": {"identifier": "v2-req-1"}}
     )
     assert adjustment.object == "v2.billing.meter_event_adjustment"
@@ -67,12 +59,14 @@ def test_sdk_records_one_event_and_cancels_it(client, meter, customer):
     assert adjustment.cancel.identifier == "v2-req-1"
     assert adjustment.id.startswith("mtr_adj_")
     assert _usage(meter, customer) == 5
-    assert MeterEventAdjustment.objects.get().created_by == "api (v2 events)"
+    assert (
+        MeterEventAdjustment.objects.get().created_by == "api (sdk tests)"
+    )  # the key of the stripe_client fixture
 
 
-def test_sdk_gets_the_specific_refusal_and_nothing_is_stored(client, meter, customer):
+def test_sdk_gets_the_specific_refusal_and_nothing_is_stored(stripe_client, meter, customer):
     with pytest.raises(stripe.InvalidRequestError) as refused:
-        client.v2.billing.meter_events.create(
+        stripe_client.v2.billing.meter_events.create(
             {"event_name": "alpaca_ai_tokens", "payload": {"value": "1"}}
         )
     assert refused.value.http_status == 400
@@ -80,7 +74,7 @@ def test_sdk_gets_the_specific_refusal_and_nothing_is_stored(client, meter, cust
     assert refused.value.json_body["error"]["type"] == "invalid_request_error"
 
     with pytest.raises(stripe.InvalidRequestError) as refused:
-        client.v2.billing.meter_events.create(
+        stripe_client.v2.billing.meter_events.create(
             {
                 "event_name": "alpaca_ai_tokens",
                 "payload": {"stripe_customer_id": customer.public_id, "value": "1"},
@@ -92,28 +86,30 @@ def test_sdk_gets_the_specific_refusal_and_nothing_is_stored(client, meter, cust
     assert not MeterEvent.objects.exists()
 
 
-def test_a_duplicate_identifier_is_refused_and_counted_once(client, meter, customer):
+def test_a_duplicate_identifier_is_refused_and_counted_once(stripe_client, meter, customer):
     body = {
         "event_name": "alpaca_ai_tokens",
         "payload": {"stripe_customer_id": customer.public_id, "value": "7"},
         "identifier": "once",
     }
-    client.v2.billing.meter_events.create(body)
+    stripe_client.v2.billing.meter_events.create(body)
     with pytest.raises(stripe.InvalidRequestError) as refused:
-        client.v2.billing.meter_events.create(body)
+        stripe_client.v2.billing.meter_events.create(body)
     assert refused.value.code == "duplicate_meter_event"
     assert _usage(meter, customer) == 7
 
 
-def test_cancelling_an_unknown_or_already_cancelled_event_is_refused(client, meter, customer):
+def test_cancelling_an_unknown_or_already_cancelled_event_is_refused(
+    stripe_client, meter, customer
+):
     with pytest.raises(stripe.InvalidRequestError) as refused:
-        client.v2.billing.meter_event_adjustments.create(
+        stripe_client.v2.billing.meter_event_adjustments.create(
             {"event_name": "alpaca_ai_tokens", "type": "cancel", "cancel": {"identifier": "nope"}}
         )
     assert refused.value.code == "resource_missing"
     assert refused.value.json_body["error"]["param"] == "cancel[identifier]"
 
-    client.v2.billing.meter_events.create(
+    stripe_client.v2.billing.meter_events.create(
         {
             "event_name": "alpaca_ai_tokens",
             "payload": {"stripe_customer_id": customer.public_id, "value": "1"},
@@ -121,9 +117,9 @@ def test_cancelling_an_unknown_or_already_cancelled_event_is_refused(client, met
         }
     )
     cancel = {"event_name": "alpaca_ai_tokens", "type": "cancel", "cancel": {"identifier": "twice"}}
-    client.v2.billing.meter_event_adjustments.create(cancel)
+    stripe_client.v2.billing.meter_event_adjustments.create(cancel)
     with pytest.raises(stripe.InvalidRequestError) as refused:
-        client.v2.billing.meter_event_adjustments.create(cancel)
+        stripe_client.v2.billing.meter_event_adjustments.create(cancel)
     assert refused.value.code == "meter_event_already_cancelled"
     assert MeterEventAdjustment.objects.count() == 1
 

@@ -10,7 +10,6 @@ job (`run_billing`) then POSTs every event, and every body verifies with the SDK
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import pytest
@@ -18,89 +17,51 @@ import stripe
 from django.core.management import call_command
 
 from billing_site.models import Event, WebhookDelivery
-from invoicing.demo import seed_catalog
+from tests.api_client import (
+    sdk_advance,
+    sdk_hypernian_subscriber,
+    sdk_usage,
+)
 from tests.billing_site.event_shapes import assert_event_shape, assert_stripe_shape
+from tests.helpers import ts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def ts(*args) -> int:
-    return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp())
-
-
-@pytest.fixture
-def client(live_server):
-    from billing_site.services import api_key_create
-
-    _, secret = api_key_create(name="webhooks")
-    return stripe.StripeClient(
-        secret,
-        base_addresses={"api": live_server.url, "meter_events": live_server.url},
-        max_network_retries=0,
+def _run_a_billing_cycle(stripe_client, demo_prices) -> dict[str, str]:
+    test_clock, customer, subscription = sdk_hypernian_subscriber(
+        stripe_client, demo_prices, idempotency_key="subscribe-northwind"
     )
-
-
-@pytest.fixture
-def catalog(db):
-    seed_catalog()
-    from catalog.models import Price
-
-    return {price.lookup_key: price.public_id for price in Price.objects.all()}
-
-
-def _advance(client, test_clock, frozen_time):
-    client.v1.test_helpers.test_clocks.advance(test_clock, {"frozen_time": frozen_time})
-    assert client.v1.test_helpers.test_clocks.retrieve(test_clock).status == "ready"
-
-
-def _run_a_billing_cycle(client, catalog) -> dict[str, str]:
-    test_clock = client.v1.test_helpers.test_clocks.create({"frozen_time": ts(2026, 1, 1)})
-    customer = client.v1.customers.create({"name": "Northwind", "test_clock": test_clock.id})
-    subscription = client.v1.subscriptions.create(
-        {
-            "customer": customer.id,
-            "items": [
-                {"price": catalog["hypernian_monthly_fee"]},
-                {"price": catalog["hypernian_api_tokens"]},
-            ],
-        },
-        {"idempotency_key": "subscribe-northwind"},
-    )
-    _advance(client, test_clock.id, ts(2026, 1, 16))
-    client.v1.billing.meter_events.create(
-        {
-            "event_name": "hypernian_api_tokens",
-            "payload": {"stripe_customer_id": customer.id, "value": "150000"},
-            "timestamp": ts(2026, 1, 10),
-            "identifier": "jan",
-        }
-    )
+    sdk_advance(stripe_client, test_clock.id, ts(2026, 1, 16))
+    sdk_usage(stripe_client, "hypernian_api_tokens", customer.id, 150000, ts(2026, 1, 10), "jan")
     # Past the period end and the one-hour grace period: the renewal is closed and finalized.
-    _advance(client, test_clock.id, ts(2026, 2, 1, 2))
-    renewal = client.v1.invoices.list(
+    sdk_advance(stripe_client, test_clock.id, ts(2026, 2, 1, 2))
+    renewal = stripe_client.v1.invoices.list(
         {"subscription": subscription.id, "status": "open", "limit": 1}
     ).data[0]
     assert renewal.billing_reason == "subscription_cycle" and renewal.amount_due == 25000
-    client.v1.invoices.pay(renewal.id, {"paid_out_of_band": True})
+    stripe_client.v1.invoices.pay(renewal.id, {"paid_out_of_band": True})
     return {"customer": customer.id, "subscription": subscription.id, "renewal": renewal.id}
 
 
 def test_every_event_of_a_billing_cycle_reaches_the_receiver_signed_as_stripe_signs(
-    client, catalog, receiver
+    stripe_client, demo_prices, receiver
 ):
-    # The catalog's own events were recorded before the endpoint existed: never sent to it.
-    earlier = {event.id for event in client.v1.events.list({"limit": 100}).auto_paging_iter()}
-    endpoint = client.v1.webhook_endpoints.create(
+    # The demo catalog's own events were recorded before the endpoint existed: never sent to it.
+    earlier = {
+        event.id for event in stripe_client.v1.events.list({"limit": 100}).auto_paging_iter()
+    }
+    endpoint = stripe_client.v1.webhook_endpoints.create(
         {"url": receiver.url, "enabled_events": ["*"], "description": "Provisioning"}
     )
     secret = endpoint.secret
     assert secret.startswith("whsec_")
     assert_stripe_shape("webhook_endpoint", endpoint.to_dict())
     # The secret is shown once: never again.
-    assert "secret" not in client.v1.webhook_endpoints.retrieve(endpoint.id).to_dict()
-    assert all("secret" not in e.to_dict() for e in client.v1.webhook_endpoints.list().data)
+    assert "secret" not in stripe_client.v1.webhook_endpoints.retrieve(endpoint.id).to_dict()
+    assert all("secret" not in e.to_dict() for e in stripe_client.v1.webhook_endpoints.list().data)
 
-    ids = _run_a_billing_cycle(client, catalog)
+    ids = _run_a_billing_cycle(stripe_client, demo_prices)
     # The API and the test-clock advance answered without sending anything.
     assert receiver.requests == []
 
@@ -134,7 +95,7 @@ def test_every_event_of_a_billing_cycle_reaches_the_receiver_signed_as_stripe_si
         "invoice.paid",
     } <= set(types)
     # Delivery is unordered (several at a time), as Stripe's: the list has the order.
-    listed = list(client.v1.events.list({"limit": 100}).auto_paging_iter())
+    listed = list(stripe_client.v1.events.list({"limit": 100}).auto_paging_iter())
     renewal_events = [e.type for e in reversed(listed) if e.data.object.id == ids["renewal"]]
     assert renewal_events == ["invoice.created", "invoice.finalized", "invoice.paid"]
     renewed = next(e for e in delivered if e.type == "customer.subscription.updated")
@@ -158,7 +119,7 @@ def test_every_event_of_a_billing_cycle_reaches_the_receiver_signed_as_stripe_si
         (event.created for event in listed), reverse=True
     )
     assert {event.pending_webhooks for event in listed} == {0}
-    assert all(isinstance(client.v1.events.retrieve(e.id), stripe.Event) for e in listed[:3])
+    assert all(isinstance(stripe_client.v1.events.retrieve(e.id), stripe.Event) for e in listed[:3])
 
     # Delivered once; the next runs have nothing left to send.
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"succeeded"}
@@ -166,11 +127,11 @@ def test_every_event_of_a_billing_cycle_reaches_the_receiver_signed_as_stripe_si
     assert len(receiver.requests) == len(delivered) == Event.objects.count() - len(earlier)
 
 
-def test_an_endpoint_receives_only_the_types_it_enabled(client, catalog, receiver):
-    endpoint = client.v1.webhook_endpoints.create(
+def test_an_endpoint_receives_only_the_types_it_enabled(stripe_client, demo_prices, receiver):
+    endpoint = stripe_client.v1.webhook_endpoints.create(
         {"url": receiver.url, "enabled_events": ["invoice.paid", "customer.subscription.created"]}
     )
-    _run_a_billing_cycle(client, catalog)
+    _run_a_billing_cycle(stripe_client, demo_prices)
     call_command("run_billing")
     types = [
         stripe.Webhook.construct_event(r.body, r.headers["Stripe-Signature"], endpoint.secret).type

@@ -10,22 +10,19 @@ from __future__ import annotations
 import pytest
 
 from credits.models import CreditBalanceTransaction
-from tests.api_client import sdk_client
-from tests.helpers import seed_demo_prices, ts
+from tests.api_client import (
+    sdk_advance,
+    sdk_customer_on_test_clock,
+    sdk_subscribe,
+    sdk_usage,
+)
+from tests.helpers import ts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def client(live_server):
-    from billing_site.services import api_key_create
-
-    _, secret = api_key_create(name="burndown")
-    return sdk_client(live_server, secret)
-
-
-def _balance(client, customer) -> tuple[int, int]:
-    summary = client.v1.billing.credit_balance_summary.retrieve(
+def _balance(stripe_client, customer) -> tuple[int, int]:
+    summary = stripe_client.v1.billing.credit_balance_summary.retrieve(
         {
             "customer": customer,
             "filter": {
@@ -38,19 +35,12 @@ def _balance(client, customer) -> tuple[int, int]:
     return balance.ledger_balance.monetary.value, balance.available_balance.monetary.value
 
 
-def _advance(client, clock_id, frozen_time):
-    client.v1.test_helpers.test_clocks.advance(clock_id, {"frozen_time": frozen_time})
-    assert client.v1.test_helpers.test_clocks.retrieve(clock_id).status == "ready"
-
-
-def test_enterprise_prepayment_burns_down_and_voiding_restores_it(client, db):
-    prices = seed_demo_prices()
-    test_clock = client.v1.test_helpers.test_clocks.create({"frozen_time": ts(2026, 1, 1)})
-    customer = client.v1.customers.create({"name": "Enterprise", "test_clock": test_clock.id})
+def test_enterprise_prepayment_burns_down_and_voiding_restores_it(stripe_client, demo_prices):
+    test_clock, customer = sdk_customer_on_test_clock(stripe_client, "Enterprise", ts(2026, 1, 1))
 
     # 1. The prepayment: a one-off invoice for 100,000 USD, sent, then paid.
-    prepayment = client.v1.invoices.create({"customer": customer.id, "currency": "usd"})
-    client.v1.invoice_items.create(
+    prepayment = stripe_client.v1.invoices.create({"customer": customer.id, "currency": "usd"})
+    stripe_client.v1.invoice_items.create(
         {
             "customer": customer.id,
             "invoice": prepayment.id,
@@ -58,15 +48,13 @@ def test_enterprise_prepayment_burns_down_and_voiding_restores_it(client, db):
             "description": "Hypernian Credits",
         }
     )
-    prepayment = client.v1.invoices.finalize_invoice(prepayment.id)
+    prepayment = stripe_client.v1.invoices.finalize_invoice(prepayment.id)
     assert (prepayment.status, prepayment.amount_due) == ("open", 10_000_000)
-    assert client.v1.invoices.pay(prepayment.id, {"paid_out_of_band": True}).status == "paid"
+    assert stripe_client.v1.invoices.pay(prepayment.id, {"paid_out_of_band": True}).status == "paid"
 
     # 2. The grant: 120,000 USD of paid credits for all metered usage, expiring in a year.
-    subscription = client.v1.subscriptions.create(
-        {"customer": customer.id, "items": [{"price": prices["hypernian_api_tokens"]}]}
-    )
-    grant = client.v1.billing.credit_grants.create(
+    subscription = sdk_subscribe(stripe_client, customer.id, demo_prices["hypernian_api_tokens"])
+    grant = stripe_client.v1.billing.credit_grants.create(
         {
             "customer": customer.id,
             "name": "Enterprise prepayment",
@@ -78,28 +66,23 @@ def test_enterprise_prepayment_burns_down_and_voiding_restores_it(client, db):
     )
     assert grant.object == "billing.credit_grant"
     assert grant.priority == 50
-    assert _balance(client, customer.id) == (12_000_000, 12_000_000)
+    assert _balance(stripe_client, customer.id) == (12_000_000, 12_000_000)
 
     # 3. Usage: 2,600,000 tokens; 2,500,000 past the included 100,000 at 0.001 USD = 2,500 USD.
-    _advance(client, test_clock.id, ts(2026, 1, 20))
-    client.v1.billing.meter_events.create(
-        {
-            "event_name": "hypernian_api_tokens",
-            "payload": {"stripe_customer_id": customer.id, "value": "2600000"},
-            "timestamp": ts(2026, 1, 19),
-            "identifier": "jan-usage",
-        }
+    sdk_advance(stripe_client, test_clock.id, ts(2026, 1, 20))
+    sdk_usage(
+        stripe_client, "hypernian_api_tokens", customer.id, 2_600_000, ts(2026, 1, 19), "jan-usage"
     )
-    preview = client.v1.invoices.create_preview(
+    preview = stripe_client.v1.invoices.create_preview(
         {"customer": customer.id, "subscription": subscription.id}
     )
     assert (preview.total, preview.amount_due) == (250_000, 0)
 
     # 4. Past the period end and the grace period: the usage invoice is paid from credits.
-    _advance(client, test_clock.id, ts(2026, 2, 1, 2))
+    sdk_advance(stripe_client, test_clock.id, ts(2026, 2, 1, 2))
     usage_invoice = next(
         invoice
-        for invoice in client.v1.invoices.list({"subscription": subscription.id}).data
+        for invoice in stripe_client.v1.invoices.list({"subscription": subscription.id}).data
         if invoice.billing_reason == "subscription_cycle"
     )
     assert (usage_invoice.total, usage_invoice.amount_due, usage_invoice.status) == (
@@ -110,8 +93,8 @@ def test_enterprise_prepayment_burns_down_and_voiding_restores_it(client, db):
     assert usage_invoice.amount_remaining == 0
     assert usage_invoice.total_pretax_credit_amounts[0]["amount"] == 250_000
     assert usage_invoice.lines.data[0].pretax_credit_amounts[0]["amount"] == 250_000
-    assert _balance(client, customer.id) == (12_000_000 - 250_000, 12_000_000 - 250_000)
-    transactions = client.v1.billing.credit_balance_transactions.list(
+    assert _balance(stripe_client, customer.id) == (12_000_000 - 250_000, 12_000_000 - 250_000)
+    transactions = stripe_client.v1.billing.credit_balance_transactions.list(
         {"customer": customer.id, "credit_grant": grant.id}
     ).data
     assert [(t.type, (t.debit or t.credit).type) for t in transactions] == [
@@ -124,10 +107,10 @@ def test_enterprise_prepayment_burns_down_and_voiding_restores_it(client, db):
     assert applied.credits_applied.invoice_line_item == usage_invoice.lines.data[0].id
 
     # 5. Voiding the usage invoice gives the credits back.
-    voided = client.v1.invoices.void_invoice(usage_invoice.id)
+    voided = stripe_client.v1.invoices.void_invoice(usage_invoice.id)
     assert voided.status == "void"
-    assert _balance(client, customer.id) == (12_000_000, 12_000_000)
-    reinstated = client.v1.billing.credit_balance_transactions.list(
+    assert _balance(stripe_client, customer.id) == (12_000_000, 12_000_000)
+    reinstated = stripe_client.v1.billing.credit_balance_transactions.list(
         {"customer": customer.id, "limit": 1}
     ).data[0]
     assert (reinstated.type, reinstated.credit.type) == (

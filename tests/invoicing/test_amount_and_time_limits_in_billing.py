@@ -48,11 +48,11 @@ from invoicing.services.invoices import HELD_FOR_REVIEW
 from invoicing.services.lines import CAPPED_NOTE, rate_line
 from metering.ingest import meter_events_ingest
 from metering.validation import EventInput
+from tests import helpers
 from tests.factories import CustomerFactory, MeterFactory, ProductFactory, licensed_price
+from tests.helpers import NOV_1, OCT_1
 
 UTC = dt.UTC
-OCT_1 = dt.datetime(2026, 10, 1, tzinfo=UTC)
-NOV_1 = dt.datetime(2026, 11, 1, tzinfo=UTC)
 DEC_1 = dt.datetime(2026, 12, 1, tzinfo=UTC)
 LARGEST_PRICE = Decimal(999_999_999_999)  # 9,999,999,999.99 USD a unit
 BIG_EVENT = "99999999999999"  # 14 digits: a value the event store accepts
@@ -83,21 +83,27 @@ def send(price, customer, value: str, *, timestamp, received, identifier: str) -
     assert not result.rejected, result.rejected
 
 
-def subscribe(customer, *prices, at=OCT_1) -> Subscription:
-    with clock.frozen_at(at):
-        return subscription_create(
-            customer=customer, items=[ItemInput(price=price) for price in prices], actor="tests"
-        )
+def subscribe(customer, *prices) -> Subscription:
+    return helpers.subscribe(customer, *prices, at=OCT_1)
+
+
+@pytest.fixture
+def subscribed_to_the_largest_price():
+    """A customer subscribed on OCT_1 to a metered price of the largest unit amount: any usage
+    past one unit is past the per-line limit. Returns (customer, price, subscription)."""
+    customer = CustomerFactory()
+    calls = metered_price()
+    return customer, calls, subscribe(customer, calls)
 
 
 # --- usage past the per-line limit ------------------------------------------------------------
 
 
 @pytest.mark.django_db
-def test_usage_past_the_line_limit_is_capped_held_for_review_and_the_subscription_moves_on():
-    customer = CustomerFactory()
-    calls = metered_price()
-    subscription = subscribe(customer, calls)
+def test_usage_past_the_line_limit_is_capped_held_for_review_and_the_subscription_moves_on(
+    subscribed_to_the_largest_price,
+):
+    customer, calls, subscription = subscribed_to_the_largest_price
     for index in range(2):
         send(
             calls,
@@ -138,10 +144,10 @@ def test_usage_past_the_line_limit_is_capped_held_for_review_and_the_subscriptio
 
 
 @pytest.mark.django_db
-def test_late_usage_in_the_grace_period_past_the_limit_holds_the_draft_instead_of_finalizing():
-    customer = CustomerFactory()
-    calls = metered_price()
-    subscription = subscribe(customer, calls)
+def test_late_usage_in_the_grace_period_past_the_limit_holds_the_draft_instead_of_finalizing(
+    subscribed_to_the_largest_price,
+):
+    customer, calls, subscription = subscribed_to_the_largest_price
     send(calls, customer, "1", timestamp=OCT_1, received=OCT_1, identifier="on-time")
     billing_run(at=NOV_1)
     draft = subscription.invoices.get(billing_reason="subscription_cycle")
@@ -169,10 +175,10 @@ def test_late_usage_in_the_grace_period_past_the_limit_holds_the_draft_instead_o
 
 
 @pytest.mark.django_db
-def test_cancel_with_invoice_now_past_the_limit_cancels_and_holds_the_final_invoice():
-    customer = CustomerFactory()
-    calls = metered_price()
-    subscription = subscribe(customer, calls)
+def test_cancel_with_invoice_now_past_the_limit_cancels_and_holds_the_final_invoice(
+    subscribed_to_the_largest_price,
+):
+    customer, calls, subscription = subscribed_to_the_largest_price
     send(calls, customer, "2", timestamp=OCT_1, received=OCT_1, identifier="two-units")
 
     with clock.frozen_at(OCT_1 + dt.timedelta(days=9)):

@@ -10,43 +10,17 @@ import pytest
 
 from invoicing.models import Invoice, InvoiceEvent
 from invoicing.selectors import late_usage
-from tests.api_client import sdk_client
-from tests.helpers import seed_demo_prices, ts
+from tests.api_client import (
+    sdk_advance,
+    sdk_customer_on_test_clock,
+    sdk_hypernian_subscriber,
+    sdk_subscribe,
+    sdk_usage,
+)
+from tests.helpers import ts
 from tests.metering.reference_usage import stored_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def client(live_server):
-    from billing_site.services import api_key_create
-
-    _, secret = api_key_create(name="billing cycle")
-    return sdk_client(live_server, secret)
-
-
-@pytest.fixture
-def catalog(db):
-    return seed_demo_prices()
-
-
-def _usage(client, event_name, customer, value, timestamp, identifier):
-    client.v1.billing.meter_events.create(
-        {
-            "event_name": event_name,
-            "payload": {"stripe_customer_id": customer, "value": str(value)},
-            "timestamp": timestamp,
-            "identifier": identifier,
-        }
-    )
-
-
-def _advance(client, test_clock, frozen_time):
-    advancing = client.v1.test_helpers.test_clocks.advance(test_clock, {"frozen_time": frozen_time})
-    assert advancing.status == "advancing"
-    ready = client.v1.test_helpers.test_clocks.retrieve(test_clock)
-    assert ready.status == "ready"
-    assert ready.frozen_time == frozen_time
 
 
 def _lines(invoice):
@@ -61,25 +35,15 @@ def _lines(invoice):
     ]
 
 
-def test_hypernian_flat_fee_plus_token_overage_through_a_period(client, catalog):
-    test_clock = client.v1.test_helpers.test_clocks.create({"frozen_time": ts(2026, 1, 1)})
-    customer = client.v1.customers.create({"name": "Northwind", "test_clock": test_clock.id})
-    subscription = client.v1.subscriptions.create(
-        {
-            "customer": customer.id,
-            "items": [
-                {"price": catalog["hypernian_monthly_fee"]},
-                {"price": catalog["hypernian_api_tokens"]},
-            ],
-        }
-    )
+def test_hypernian_flat_fee_plus_token_overage_through_a_period(stripe_client, demo_prices):
+    test_clock, customer, subscription = sdk_hypernian_subscriber(stripe_client, demo_prices)
     assert (subscription.current_period_start, subscription.current_period_end) == (
         ts(2026, 1, 1),
         ts(2026, 2, 1),
     )
 
     # The first invoice bills the flat fee for January in advance.
-    [first] = client.v1.invoices.list({"subscription": subscription.id}).data
+    [first] = stripe_client.v1.invoices.list({"subscription": subscription.id}).data
     assert (first.status, first.billing_reason, first.number) == (
         "open",
         "subscription_create",
@@ -88,12 +52,12 @@ def test_hypernian_flat_fee_plus_token_overage_through_a_period(client, catalog)
     assert first.amount_due == 20000
     assert _lines(first) == [("1 x Hypernian monthly fee", 20000, ts(2026, 1, 1), ts(2026, 2, 1))]
 
-    _advance(client, test_clock.id, ts(2026, 1, 16))
-    _usage(client, "hypernian_api_tokens", customer.id, 90000, ts(2026, 1, 10), "jan-a")
-    _usage(client, "hypernian_api_tokens", customer.id, 60000, ts(2026, 1, 15), "jan-b")
+    sdk_advance(stripe_client, test_clock.id, ts(2026, 1, 16))
+    sdk_usage(stripe_client, "hypernian_api_tokens", customer.id, 90000, ts(2026, 1, 10), "jan-a")
+    sdk_usage(stripe_client, "hypernian_api_tokens", customer.id, 60000, ts(2026, 1, 15), "jan-b")
 
     # Mid-period preview: 150,000 tokens so far, 50,000 past the included 100,000 at 0.001 USD.
-    preview = client.v1.invoices.create_preview(
+    preview = stripe_client.v1.invoices.create_preview(
         {"customer": customer.id, "subscription": subscription.id}
     )
     assert preview.amount_due == 25000
@@ -104,15 +68,19 @@ def test_hypernian_flat_fee_plus_token_overage_through_a_period(client, catalog)
     assert Invoice.objects.count() == 1  # the preview saved nothing
 
     # The period closes; the renewal invoice waits out its grace period as a draft.
-    _advance(client, test_clock.id, ts(2026, 2, 1, 0, 30))
-    renewal = client.v1.invoices.list({"subscription": subscription.id, "status": "draft"}).data[0]
+    sdk_advance(stripe_client, test_clock.id, ts(2026, 2, 1, 0, 30))
+    renewal = stripe_client.v1.invoices.list(
+        {"subscription": subscription.id, "status": "draft"}
+    ).data[0]
     assert renewal.billing_reason == "subscription_cycle"
     assert renewal.number is None
 
     # A late event for January, inside the grace period, still counts.
-    _usage(client, "hypernian_api_tokens", customer.id, 10000, ts(2026, 1, 31, 23), "jan-late")
-    _advance(client, test_clock.id, ts(2026, 2, 1, 2))
-    renewal = client.v1.invoices.retrieve(renewal.id)
+    sdk_usage(
+        stripe_client, "hypernian_api_tokens", customer.id, 10000, ts(2026, 1, 31, 23), "jan-late"
+    )
+    sdk_advance(stripe_client, test_clock.id, ts(2026, 2, 1, 2))
+    renewal = stripe_client.v1.invoices.retrieve(renewal.id)
     assert (renewal.status, renewal.number) == ("open", "INV-0002")
     assert sorted(_lines(renewal), key=lambda line: line[2]) == [
         ("Hypernian API tokens", 6000, ts(2026, 1, 1), ts(2026, 2, 1)),
@@ -124,13 +92,15 @@ def test_hypernian_flat_fee_plus_token_overage_through_a_period(client, catalog)
     assert renewal.total == 26000 and renewal.amount_due == 26000
 
     # After finalization a late event is stored, not billed, and shown to staff.
-    _usage(client, "hypernian_api_tokens", customer.id, 7000, ts(2026, 1, 31, 22), "jan-later")
+    sdk_usage(
+        stripe_client, "hypernian_api_tokens", customer.id, 7000, ts(2026, 1, 31, 22), "jan-later"
+    )
     assert "jan-later" in {event.identifier for event in stored_events()}
-    assert client.v1.invoices.retrieve(renewal.id).total == 26000
+    assert stripe_client.v1.invoices.retrieve(renewal.id).total == 26000
     [late] = late_usage()
     assert (late.invoice.public_id, late.late_quantity, late.late_events) == (renewal.id, 7000, 1)
 
-    paid = client.v1.invoices.pay(renewal.id, {"paid_out_of_band": True})
+    paid = stripe_client.v1.invoices.pay(renewal.id, {"paid_out_of_band": True})
     assert (paid.status, paid.amount_remaining) == ("paid", 0)
     assert list(
         InvoiceEvent.objects.filter(invoice__public_id=renewal.id).values_list(
@@ -139,27 +109,24 @@ def test_hypernian_flat_fee_plus_token_overage_through_a_period(client, catalog)
     ) == [("draft", "open"), ("open", "paid")]
 
 
-def test_alpaca_pay_as_you_go_per_hundred_tokens(client, catalog):
-    test_clock = client.v1.test_helpers.test_clocks.create({"frozen_time": ts(2026, 3, 5, 9)})
-    customer = client.v1.customers.create({"name": "Bluebird", "test_clock": test_clock.id})
-    subscription = client.v1.subscriptions.create(
-        {"customer": customer.id, "items": [{"price": catalog["alpaca_ai_tokens"]}]}
-    )
+def test_alpaca_pay_as_you_go_per_hundred_tokens(stripe_client, demo_prices):
+    test_clock, customer = sdk_customer_on_test_clock(stripe_client, "Bluebird", ts(2026, 3, 5, 9))
+    subscription = sdk_subscribe(stripe_client, customer.id, demo_prices["alpaca_ai_tokens"])
     # Nothing is billed in advance: in flexible billing mode (the default) there is no empty
     # first invoice. (Classic mode's zero invoice: tests/api/test_subscription_billing_mode.py.)
     assert subscription.billing_mode.type == "flexible"
     assert subscription.latest_invoice is None
-    assert client.v1.invoices.list({"subscription": subscription.id}).data == []
+    assert stripe_client.v1.invoices.list({"subscription": subscription.id}).data == []
 
-    _advance(client, test_clock.id, ts(2026, 3, 20))
-    _usage(client, "alpaca_ai_tokens", customer.id, 12000, ts(2026, 3, 10), "a")
-    _usage(client, "alpaca_ai_tokens", customer.id, 345, ts(2026, 3, 19), "b")
-    preview = client.v1.invoices.create_preview({"customer": customer.id})
+    sdk_advance(stripe_client, test_clock.id, ts(2026, 3, 20))
+    sdk_usage(stripe_client, "alpaca_ai_tokens", customer.id, 12000, ts(2026, 3, 10), "a")
+    sdk_usage(stripe_client, "alpaca_ai_tokens", customer.id, 345, ts(2026, 3, 19), "b")
+    preview = stripe_client.v1.invoices.create_preview({"customer": customer.id})
     # 12,345 tokens = 124 packages of 100 (rounded up) x 0.04 USD = 4.96 USD.
     assert preview.amount_due == 496
 
-    _advance(client, test_clock.id, ts(2026, 4, 5, 12))
-    invoices = client.v1.invoices.list({"subscription": subscription.id}).data
+    sdk_advance(stripe_client, test_clock.id, ts(2026, 4, 5, 12))
+    invoices = stripe_client.v1.invoices.list({"subscription": subscription.id}).data
     renewal = next(
         invoice for invoice in invoices if invoice.billing_reason == "subscription_cycle"
     )
@@ -167,4 +134,4 @@ def test_alpaca_pay_as_you_go_per_hundred_tokens(client, catalog):
     assert [(line.amount, line.period.start, line.period.end) for line in renewal.lines.data] == [
         (496, ts(2026, 3, 5, 9), ts(2026, 4, 5, 9))
     ]
-    assert client.v1.subscriptions.retrieve(subscription.id).latest_invoice == renewal.id
+    assert stripe_client.v1.subscriptions.retrieve(subscription.id).latest_invoice == renewal.id

@@ -16,10 +16,10 @@ from metering.ingest import meter_event_create
 from metering.models import MeterEventAdjustment
 from tests.admin_pages import get, post, text
 from tests.factories import CustomerFactory, hypernian_usage_price, licensed_price
+from tests.helpers import OCT_1
 
 pytestmark = pytest.mark.django_db
 
-OCT_1 = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
 OCT_11 = dt.datetime(2026, 10, 11, tzinfo=dt.UTC)
 CUSTOMERS = "/admin/invoicing/customer/"
 API_ACTOR = "api (tests)"  # the `api` fixture's key is named "tests"

@@ -17,10 +17,9 @@ from invoicing.services import (
     subscription_create,
 )
 from tests.factories import CustomerFactory, hypernian_usage_price, licensed_price
+from tests.helpers import NOV_1, OCT_1
 
 UTC = dt.UTC
-OCT_1 = dt.datetime(2026, 10, 1, tzinfo=UTC)
-NOV_1 = dt.datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def _subscribed_customer(**customer):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 from collections.abc import Iterator
 from unittest import mock
 
@@ -28,8 +29,10 @@ def clickhouse_url(tmp_path_factory) -> str:
     from django.conf import settings
 
     configured = settings.CLICKHOUSE_URL
-    if configured.startswith("chdb://"):
-        return configured
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if configured.startswith("chdb://") and "?" not in configured:
+        # One process per chdb directory: each xdist worker gets its own.
+        return f"{configured}-{worker}" if worker else configured
     return f"chdb://{tmp_path_factory.mktemp('clickhouse')}"
 
 

@@ -21,6 +21,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 import billing_site.settings.base
+from billing_site import clock
 from metering.models import MeterEventIdentifier
 from metering.store import get_event_store
 from metering.store.clickhouse.schema import EVENT_COLUMNS, Schema, migrate
@@ -75,6 +76,7 @@ def test_the_server_url_becomes_the_client_s_connection(http_client):
     )
     assert (kwargs["database"], kwargs["secure"]) == ("events", False)
     assert kwargs["settings"]["max_query_size"] >= 16 * 1024 * 1024
+    assert kwargs["autogenerate_session_id"] is False  # threads share the client
     secure = HttpTransport.connect("clickhouses://ch.internal/events")
     assert (get_client.call_args.kwargs["port"], get_client.call_args.kwargs["secure"]) == (
         8443,
@@ -370,3 +372,28 @@ def test_the_copy_refuses_a_backwards_range(clickhouse):
             "--until",
             "2026-01-01",
         )
+
+
+@needs_chdb
+@pytest.mark.django_db
+def test_the_admin_records_a_test_event_and_charts_it_on_clickhouse(
+    admin_client, clickhouse, settings
+):
+    settings.METER_EVENT_STORE = "clickhouse"
+    meter, customer = MeterFactory(), CustomerFactory()
+    noon = dt.datetime(2026, 11, 21, 12, tzinfo=dt.UTC)
+    url = f"/admin/metering/meter/{meter.pk}/"
+    form = {"customer": customer.pk, "value": "3.5", "identifier": "t-1"}
+    with clock.frozen_at(noon):
+        response = admin_client.post(
+            f"{url}send-test-event/", {**form, "timestamp": "2026-11-21T09:15:00"}, follow=True
+        )
+        chart = admin_client.get(f"{url}change/", {"window": "day", "customer": customer.pk})
+
+    messages = [str(message) for message in response.context["messages"]]
+    assert any("t-1" in message and "recorded" in message for message in messages)
+    start = noon - dt.timedelta(days=1)
+    assert get_event_store("clickhouse").usage(
+        meter=meter, customer_id=customer.pk, start=start, end=noon
+    ) == Decimal("3.5")
+    assert chart.status_code == 200 and "<svg" in chart.content.decode()

@@ -238,3 +238,48 @@ def test_an_unknown_key_is_refused_by_the_statement(db, meter, customer):
         meter_event_record(event=event, caller=Caller(hash_api_secret("sk_nope"), "meter_events"))
     assert refused.value.reason == "invalid"
     assert not MeterEvent.objects.exists()
+
+
+def test_single_events_and_batches_racing_on_the_same_identifiers_store_each_once(
+    transactional_db,
+):
+    from metering.ingest import meter_events_ingest
+
+    meter = MeterFactory()
+    customer = CustomerFactory()
+    _, secret = api_key_create(name="race")
+    caller = Caller(hash_api_secret(secret), "meter_events")
+    events = [EventInput(meter.event_name, _event(customer, "2"), f"evt-{i}") for i in range(30)]
+    accepted: list[int] = []
+    start = threading.Barrier(4)
+
+    def singles() -> None:
+        try:
+            start.wait()
+            recorded = [meter_event_record(event=event, caller=caller) for event in events]
+            accepted.append(sum(1 for r in recorded if r.event is not None))
+        finally:
+            connections.close_all()
+
+    def batches() -> None:
+        try:
+            start.wait()
+            accepted.append(len(meter_events_ingest(events=events[::-1]).accepted))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=t) for t in (singles, singles, batches, batches)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(accepted) == 30
+    assert MeterEvent.objects.count() == MeterEventIdentifier.objects.count() == 30
+    assert _month_usage_now(meter, customer) == Decimal(60)
+
+
+def _month_usage_now(meter, customer) -> Decimal:
+    now = clock.now()
+    start, end = now - dt.timedelta(days=1), now + dt.timedelta(days=1)
+    return usage(meter=meter, customer_id=customer.pk, start=start, end=end)

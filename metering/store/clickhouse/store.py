@@ -179,8 +179,7 @@ class ClickHouseEventStore(EventStore):
     def cancel(self, *, event: StoredEvent, at: dt.datetime) -> int:
         transport, schema = connect()
         rows = transport.query(
-            f"""SELECT event_id, anyIf(value, sign > 0), anyIf(received_at, sign > 0),
-                anyIf(payload, sign > 0), sum(sign)
+            f"""SELECT event_id, anyIf(value, sign > 0), anyIf(payload, sign > 0), sum(sign)
             FROM {schema.events}
             WHERE meter_id = {int(event.meter_id)} AND customer_id = {int(event.customer_id)}
                 AND timestamp = {moment_sql(event.timestamp)} AND identifier = {{identifier:String}}
@@ -192,7 +191,7 @@ class ClickHouseEventStore(EventStore):
                 f"The event '{event.identifier}' is claimed but not in ClickHouse: was the "
                 "copy (manage.py meter_events_copy) finished before the switch?"
             )
-        event_id, value, received_at, payload, counted = rows[0]
+        event_id, value, payload, counted = rows[0]
         if counted > 0:  # a second cancellation of one event changes nothing
             compensation = (
                 event.meter_id,
@@ -201,7 +200,7 @@ class ClickHouseEventStore(EventStore):
                 event_id,
                 event.identifier,
                 value,
-                received_at,
+                event.received_at,
                 payload,
                 -1,
             )

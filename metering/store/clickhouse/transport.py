@@ -83,6 +83,9 @@ class HttpTransport:
             database=database,
             secure=parts.scheme == "clickhouses",
             settings={"max_query_size": MAX_QUERY_SIZE},
+            # One client serves every thread of a worker: a server session would refuse the
+            # second of two concurrent queries ("session is locked").
+            autogenerate_session_id=False,
         )
         return cls(client, database)
 
