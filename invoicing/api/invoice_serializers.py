@@ -15,6 +15,7 @@ from django.db.models import Prefetch, QuerySet
 
 from billing_site.clock import to_unix
 from billing_site.formatting import decimal_string
+from catalog.models import Price
 from invoicing.models import Customer, Invoice, InvoiceLineItem
 from invoicing.selectors import InvoicePreview
 
@@ -187,8 +188,12 @@ def lines_to_serialize() -> QuerySet[InvoiceLineItem]:
 
 
 def invoices_to_serialize() -> QuerySet[Invoice]:
+    # Each line's `invoice` is set to its invoice by the prefetch, and its price is prefetched
+    # on its own: a billing run's chunk of invoices on one plan shares one instance of each
+    # price instead of joining (and building) a price, an invoice and a subscription per line.
     return Invoice.objects.select_related("customer__test_clock", "subscription").prefetch_related(
-        Prefetch("lines", queryset=lines_to_serialize())
+        Prefetch("lines", queryset=InvoiceLineItem.objects.select_related("subscription_item")),
+        Prefetch("lines__price", queryset=Price.objects.select_related("product")),
     )
 
 

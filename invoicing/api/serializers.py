@@ -20,7 +20,7 @@ from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from billing_site.api.expand import Id, ListOf, Nested, register_expandable
 from billing_site.clock import to_unix
-from catalog.api import serialize_plan, serialize_price
+from catalog.api import prices_to_serialize, serialize_plan, serialize_price
 from invoicing.api.invoice_serializers import (
     invoice_items_to_serialize,
     invoices_to_serialize,
@@ -128,9 +128,13 @@ def _latest_invoice_id() -> Subquery:
 
 
 def subscriptions_to_serialize() -> QuerySet[Subscription]:
+    # Prices are prefetched on their own, not joined to each item: a page (or a billing run's
+    # chunk) of thousands of subscriptions on one plan then shares one instance of each price,
+    # whose tiers load once, not once per item. Each item's `subscription` is set to its
+    # subscription by the prefetch itself.
     return (
         Subscription.objects.select_related("customer__test_clock")
-        .prefetch_related(Prefetch("items", queryset=subscription_items_to_serialize()))
+        .prefetch_related("items", Prefetch("items__price", queryset=prices_to_serialize()))
         .annotate(latest_invoice_public_id=_latest_invoice_id())
     )
 
