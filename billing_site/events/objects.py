@@ -66,12 +66,52 @@ def serialize_objects(objs: Sequence[Any]) -> list[dict[str, Any]]:
     """`serialize_object` for many saved objects of one class, in their order: re-read through
     the registered queryset in one query (plus its prefetches), not one per object, so a
     billing run's chunk costs a fixed number of queries."""
+    return serialize_loaded(load_objects(objs))
+
+
+def load_objects(objs: Sequence[Any]) -> list[Any]:
+    """These objects re-read as `serialize_objects` reads them (one query plus the registered
+    queryset's prefetches), in their order, to serialize with `serialize_loaded`."""
     if not objs:
         return []
     registration = _registration(type(objs[0]))
-    if registration.queryset is not None:
-        loaded = registration.queryset().in_bulk([obj.pk for obj in objs])
-        objs = [loaded[obj.pk] for obj in objs]
+    if registration.queryset is None:
+        return list(objs)
+    loaded = registration.queryset().in_bulk([obj.pk for obj in objs])
+    return [loaded[obj.pk] for obj in objs]
+
+
+def reload_rows(loaded: Sequence[Any]) -> None:
+    """Re-read the rows of objects from `load_objects`: their own columns and the registered
+    queryset's annotations, in one query, keeping the related rows they were loaded with.
+
+    For a caller that changed only the rows themselves since it loaded them (the billing run
+    moving subscriptions to their next period): their items, prices and customers, most of
+    the cost of a load, are not read again."""
+    if not loaded:
+        return
+    registration = _registration(type(loaded[0]))
+    if registration.queryset is None:
+        raise LookupError(f"{type(loaded[0]).__name__} has no queryset to re-read rows from.")
+    rows = (
+        registration.queryset()
+        .prefetch_related(None)
+        .filter(pk__in=[obj.pk for obj in loaded])
+        .values()
+    )
+    by_pk = {obj.pk: obj for obj in loaded}
+    pk_name = type(loaded[0])._meta.pk.attname
+    for row in rows:
+        obj = by_pk[row[pk_name]]
+        for name, value in row.items():
+            setattr(obj, name, value)
+
+
+def serialize_loaded(objs: Sequence[Any]) -> list[dict[str, Any]]:
+    """Objects from `load_objects`, serialized as they are (not re-read again)."""
+    if not objs:
+        return []
+    registration = _registration(type(objs[0]))
     return as_json([registration.serialize(obj) for obj in objs])
 
 

@@ -24,17 +24,22 @@ from decimal import Decimal
 from django.db import transaction
 
 from billing_site.db import bulk_update_rows, values_bound_on_server
-from billing_site.events.objects import serialize_objects
+from billing_site.events.objects import (
+    load_objects,
+    reload_rows,
+    serialize_loaded,
+    serialize_objects,
+)
 from billing_site.events.recording import PendingEvent, changed_attributes, record_events
 from catalog.models import Price
 from credits.services import InvoiceToCredit, credits_apply_many
 from invoicing.models import Invoice, InvoiceLineItem, Subscription, SubscriptionItem
 from invoicing.periods import Period
+from invoicing.services.invoice_items import pending_invoice_items_attach_many
 from invoicing.services.invoices import (
     RATED_FIELDS,
     credit_lines,
     hold_draft,
-    invoice_hold_for_review,
     invoices_transition_many,
     lines_to_credit,
     next_invoice_numbers,
@@ -49,7 +54,12 @@ from invoicing.services.lines import (
     line_items,
     plan_period_lines,
 )
-from invoicing.services.subscriptions import BILLING_RUN, advance_past_period, closing_invoice
+from invoicing.services.subscriptions import (
+    BILLING_RUN,
+    advance_past_period,
+    closing_invoice,
+    hold_if_over_limit,
+)
 from metering.store import usage_many
 
 S = Invoice.Status
@@ -109,9 +119,10 @@ def _close_once(subscription_ids: Sequence[int], at: dt.datetime) -> tuple[int, 
         for item in items[subscription.pk]
         if item.price.is_metered
     )
-    befores = serialize_objects(subscriptions)
+    loaded = load_objects(subscriptions)
+    befores = serialize_loaded(loaded)
 
-    invoices, lines, held = [], [], []
+    invoices, lines, planned_by_invoice = [], [], []
     for subscription in subscriptions:
         usage_period, fee_period = close_periods(subscription)
         totals = usage.get(usage_period, {})
@@ -128,25 +139,24 @@ def _close_once(subscription_ids: Sequence[int], at: dt.datetime) -> tuple[int, 
         set_totals(invoice, rows)
         invoices.append(invoice)
         lines.extend(rows)
-        problem = amount_limit_problem(
-            ((line.description, line.rated) for line in planned),
-            total=invoice.subtotal,
-            currency=invoice.currency,
-        )
-        if problem:
-            held.append((invoice, problem))
+        planned_by_invoice.append(planned)
     with values_bound_on_server():
         Invoice.objects.bulk_create(invoices)
         InvoiceLineItem.objects.bulk_create(lines)
+    # As one at a time: pending invoice items join the new draft before the limits are checked.
+    pending_invoice_items_attach_many(invoices=invoices)
     # Usage past the limits holds a draft for review; its subscription still moves on.
-    for invoice, problem in held:
-        invoice_hold_for_review(invoice=invoice, problem=problem, at=at)
+    for invoice, planned in zip(invoices, planned_by_invoice, strict=True):
+        hold_if_over_limit(invoice, planned, at)
     # As one at a time: the invoice as created, before its subscription moves on.
     invoices_data = serialize_objects(invoices)
 
     ending = {s.pk for s in subscriptions if advance_past_period(s)}
     _save_advanced(subscriptions)
-    afters = serialize_objects(subscriptions)
+    # Since `befores` only the subscriptions' rows (and their newest invoice) changed: their
+    # items, prices and customers are read once for both payloads.
+    reload_rows(loaded)
+    afters = serialize_loaded(loaded)
     pending: list[PendingEvent] = []
     for subscription, invoice_data, before, after in zip(
         subscriptions, invoices_data, befores, afters, strict=True

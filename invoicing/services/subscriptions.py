@@ -135,7 +135,7 @@ def _check_fees(fees: Iterable[tuple[str, Price, int]]) -> None:
         )
 
 
-def _hold_if_over_limit(invoice: Invoice, planned: list[PlannedLine], at: dt.datetime) -> bool:
+def hold_if_over_limit(invoice: Invoice, planned: list[PlannedLine], at: dt.datetime) -> bool:
     """Hold a draft whose usage rated past the amount limits for review; True if held."""
     problem = amount_limit_problem(
         ((line.description, line.rated) for line in planned),
@@ -324,7 +324,7 @@ def subscription_close_period(*, subscription: Subscription, at: dt.datetime) ->
     InvoiceLineItem.objects.bulk_create(lines)
     pending_invoice_items_attach(invoice=invoice)
     # Usage past the limits holds this draft for review; the subscription still moves on.
-    _hold_if_over_limit(invoice, planned, at)
+    hold_if_over_limit(invoice, planned, at)
     record_event("invoice.created", invoice)
     ending = advance_past_period(subscription)
     subscription.save()
@@ -368,7 +368,7 @@ def subscription_cancel_now(
         set_totals(invoice, lines)
         invoice.save()
         pending_invoice_items_attach(invoice=invoice)
-        held = _hold_if_over_limit(invoice, planned, at)
+        held = hold_if_over_limit(invoice, planned, at)
         record_event("invoice.created", invoice)
         if held:
             note = f"{subscription.public_id}: usage so far held for review on {invoice.label}"

@@ -258,18 +258,25 @@ def test_pending_item_goes_onto_a_new_subscriptions_first_invoice(customer):
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="the set-based billing run (billing_chunks.close_chunk) doesn't call "
-    "pending_invoice_items_attach_many yet; remove this mark when it does",
-)
 def test_the_billing_run_puts_pending_items_on_the_renewal(customer):
     subscription = subscribe(customer, licensed_price(unit_amount=2000), at=JAN_1)
     with clock.frozen_at(utc(2026, 1, 20)):
-        services.invoice_item_create(customer=customer, currency="usd", amount=1234)
+        item = services.invoice_item_create(customer=customer, currency="usd", amount=1234)
+        euro_item = services.invoice_item_create(customer=customer, currency="eur", amount=99)
     services.billing_run(at=FEB_1)
     renewal = subscription.invoices.get(billing_reason="subscription_cycle")
     assert renewal.subtotal == 3234
+    item.refresh_from_db()
+    euro_item.refresh_from_db()
+    assert item.invoice_id == renewal.pk
+    # An item in another currency waits for an invoice in its own currency.
+    assert euro_item.invoice_id is None
+    # The next period's invoice does not bill it again.
+    services.billing_run(at=MAR_1)
+    following = subscription.invoices.exclude(pk=renewal.pk).get(
+        billing_reason="subscription_cycle"
+    )
+    assert following.subtotal == 2000
 
 
 def test_a_deleted_customer_gets_no_pending_items(api, customer):
