@@ -77,3 +77,15 @@ def manual_invoice(
         if finalize:
             invoice = services.invoice_finalize(invoice=invoice, actor="tests")
     return Invoice.objects.get(pk=invoice.pk)
+
+
+def ok_body(response) -> dict:
+    """The JSON of a successful API response (the error body shows when it isn't)."""
+    assert response.status_code == 200, response.json()
+    return response.json()
+
+
+def error_body(response, status: int = 400) -> dict:
+    """The `error` object of a refused API response with this status."""
+    assert response.status_code == status, response.json()
+    return response.json()["error"]

@@ -140,20 +140,7 @@ class RelationalEventStore(EventStore):
     # --- cancellation -------------------------------------------------------------------------
 
     def find_event(self, *, meter: Meter, identifier: str) -> StoredEvent | None:
-        claim = (
-            MeterEventIdentifier.objects.select_for_update()
-            .filter(meter=meter, identifier=identifier)
-            .first()
-        )
-        if claim is None:
-            return None
-        return StoredEvent(
-            meter_id=meter.pk,
-            customer_id=claim.customer_id,
-            identifier=identifier,
-            timestamp=claim.event_timestamp,
-            received_at=claim.received_at,
-        )
+        return find_claimed_event(meter=meter, identifier=identifier)
 
     def cancel(self, *, event: StoredEvent, at: dt.datetime) -> int:
         # The timestamp leads PostgreSQL to the one partition that holds the event.
@@ -174,6 +161,25 @@ class RelationalEventStore(EventStore):
     def purge_identifiers(self, *, received_before: dt.datetime) -> int:
         deleted, _ = MeterEventIdentifier.objects.filter(received_at__lt=received_before).delete()
         return deleted
+
+
+def find_claimed_event(*, meter: Meter, identifier: str) -> StoredEvent | None:
+    """The event claimed under this identifier, found by its claim (which every store keeps in
+    Django's database) and locked until the transaction ends."""
+    claim = (
+        MeterEventIdentifier.objects.select_for_update()
+        .filter(meter=meter, identifier=identifier)
+        .first()
+    )
+    if claim is None:
+        return None
+    return StoredEvent(
+        meter_id=meter.pk,
+        customer_id=claim.customer_id,
+        identifier=identifier,
+        timestamp=claim.event_timestamp,
+        received_at=claim.received_at,
+    )
 
 
 def rebuild_rollup(*, meter_id: int, customer_id: int, hour: dt.datetime) -> None:

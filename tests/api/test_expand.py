@@ -12,14 +12,9 @@ from invoicing.models import Invoice, Subscription
 from invoicing.services.test_clocks import test_clock_create
 from metering.models import MeterEvent
 from tests.factories import CustomerFactory, hypernian_usage_price, licensed_price
-from tests.helpers import JAN_1, grant_credits, manual_invoice, subscribe
+from tests.helpers import JAN_1, grant_credits, manual_invoice, ok_body, subscribe
 
 pytestmark = pytest.mark.django_db
-
-
-def _ok(response) -> dict:
-    assert response.status_code == 200, response.json()
-    return response.json()
 
 
 def _refused(response, message: str) -> None:
@@ -34,7 +29,7 @@ def _refused(response, message: str) -> None:
 
 def test_subscription_create_expands_its_first_invoice_and_customer(api, customer):
     fee = licensed_price(unit_amount=2500)
-    body = _ok(
+    body = ok_body(
         api.post(
             "/v1/subscriptions",
             {
@@ -51,13 +46,13 @@ def test_subscription_create_expands_its_first_invoice_and_customer(api, custome
     assert body["customer"]["id"] == customer.public_id
     assert body["customer"]["object"] == "customer"
     # Without expand, the same fields are ids.
-    plain = _ok(api.get(f"/v1/subscriptions/{body['id']}"))
+    plain = ok_body(api.get(f"/v1/subscriptions/{body['id']}"))
     assert (plain["latest_invoice"], plain["customer"]) == (first.public_id, customer.public_id)
 
 
 def test_nested_paths_expand_through_expanded_and_embedded_objects(api, customer):
     subscription = subscribe(customer, licensed_price(), hypernian_usage_price())
-    body = _ok(
+    body = ok_body(
         api.get(
             f"/v1/subscriptions/{subscription.public_id}",
             {"expand": ["latest_invoice.customer.test_clock", "items.data.price.product"]},
@@ -75,7 +70,7 @@ def test_lists_expand_with_the_data_prefix_in_one_query_per_level(api):
         for _ in range(count):
             manual_invoice(CustomerFactory())
         with CaptureQueriesContext(connection) as queries:
-            body = _ok(api.get("/v1/invoices", {"limit": 100, "expand": ["data.customer"]}))
+            body = ok_body(api.get("/v1/invoices", {"limit": 100, "expand": ["data.customer"]}))
         assert len(body["data"]) == count
         assert all(invoice["customer"]["object"] == "customer" for invoice in body["data"])
         return len(queries)
@@ -89,7 +84,7 @@ def test_an_object_named_by_several_items_expands_in_each(api):
         simulated = test_clock_create(frozen_time=JAN_1)
     customer = CustomerFactory(test_clock=simulated)
     invoices = [manual_invoice(customer) for _ in range(3)]
-    body = _ok(
+    body = ok_body(
         api.get("/v1/invoices", {"expand": ["data.customer.test_clock", "data.subscription"]})
     )
     assert [invoice["id"] for invoice in body["data"]] == [i.public_id for i in reversed(invoices)]
@@ -124,43 +119,45 @@ def test_an_unexpandable_path_gets_stripes_error_and_changes_nothing(api, custom
 
 def test_updates_actions_and_deletes_expand_too(api, customer):
     invoice = manual_invoice(customer, finalize=False)
-    updated = _ok(
+    updated = ok_body(
         api.post(
             f"/v1/invoices/{invoice.public_id}", {"description": "Setup", "expand": ["customer"]}
         )
     )
     assert updated["customer"]["email"] == (customer.email or None)
-    finalized = _ok(
+    finalized = ok_body(
         api.post(f"/v1/invoices/{invoice.public_id}/finalize", {"expand": ["customer"]})
     )
     assert (finalized["status"], finalized["customer"]["id"]) == ("open", customer.public_id)
-    line = _ok(api.get(f"/v1/invoices/{invoice.public_id}/lines", {"expand": ["data.invoice"]}))
+    line = ok_body(api.get(f"/v1/invoices/{invoice.public_id}/lines", {"expand": ["data.invoice"]}))
     assert line["data"][0]["invoice"]["id"] == invoice.public_id
-    items = _ok(api.get("/v1/invoiceitems", {"expand": ["data.customer", "data.invoice"]}))
+    items = ok_body(api.get("/v1/invoiceitems", {"expand": ["data.customer", "data.invoice"]}))
     assert items["data"][0]["customer"]["id"] == customer.public_id
     assert items["data"][0]["invoice"]["number"] == finalized["number"]
 
 
 def test_a_deleted_customer_expands_to_stripes_deleted_object(api, customer):
     invoice = manual_invoice(customer)
-    _ok(api.delete(f"/v1/customers/{customer.public_id}"))
-    body = _ok(api.get(f"/v1/invoices/{invoice.public_id}", {"expand": ["customer"]}))
+    ok_body(api.delete(f"/v1/customers/{customer.public_id}"))
+    body = ok_body(api.get(f"/v1/invoices/{invoice.public_id}", {"expand": ["customer"]}))
     assert body["customer"] == {"id": customer.public_id, "object": "customer", "deleted": True}
 
 
 def test_catalog_and_credit_objects_expand(api, customer):
     price = licensed_price()
-    _ok(api.post(f"/v1/products/{price.product.public_id}", {"default_price": price.public_id}))
-    product = _ok(
+    ok_body(api.post(f"/v1/products/{price.product.public_id}", {"default_price": price.public_id}))
+    product = ok_body(
         api.get(f"/v1/products/{price.product.public_id}", {"expand": ["default_price.product"]})
     )
     assert product["default_price"]["product"]["id"] == price.product.public_id
     # Tiers are always returned; asking for them is accepted.
-    assert _ok(api.get(f"/v1/prices/{price.public_id}", {"expand": ["tiers", "product"]}))
+    assert ok_body(api.get(f"/v1/prices/{price.public_id}", {"expand": ["tiers", "product"]}))
     grant = grant_credits(customer, 5000)
-    body = _ok(api.get(f"/v1/billing/credit_grants/{grant.public_id}", {"expand": ["customer"]}))
+    body = ok_body(
+        api.get(f"/v1/billing/credit_grants/{grant.public_id}", {"expand": ["customer"]})
+    )
     assert body["customer"]["id"] == customer.public_id
-    ledger = _ok(
+    ledger = ok_body(
         api.get(
             "/v1/billing/credit_balance_transactions",
             {"customer": customer.public_id, "expand": ["data.credit_grant.customer"]},
@@ -176,10 +173,10 @@ def test_an_idempotent_replay_returns_the_expanded_response(api, customer):
         "items": [{"price": fee.public_id}],
         "expand": ["latest_invoice"],
     }
-    first = _ok(api.post("/v1/subscriptions", params, idempotency_key="sub-1"))
+    first = ok_body(api.post("/v1/subscriptions", params, idempotency_key="sub-1"))
     again = api.post("/v1/subscriptions", params, idempotency_key="sub-1")
     assert again.headers.get("Idempotent-Replayed") == "true"
-    assert _ok(again) == first
+    assert ok_body(again) == first
     assert first["latest_invoice"]["object"] == "invoice"
 
 

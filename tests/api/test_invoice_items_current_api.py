@@ -13,24 +13,14 @@ from catalog.models import Price
 from invoicing import services
 from invoicing.models import Invoice, InvoiceLineItem
 from tests.factories import CustomerFactory, ProductFactory, licensed_price
-from tests.helpers import FEB_1, JAN_1, subscribe, utc
+from tests.helpers import FEB_1, JAN_1, error_body, ok_body, subscribe, utc
 
 MAR_1 = utc(2026, 3, 1)
 
 
-def _ok(response):
-    assert response.status_code == 200, response.json()
-    return response.json()
-
-
-def _error(response, status=400):
-    assert response.status_code == status, response.json()
-    return response.json()["error"]
-
-
 def _one_time_price(api, unit_amount=1500, currency="usd") -> str:
-    product = _ok(api.post("/v1/products", {"name": "Onboarding"}))
-    return _ok(
+    product = ok_body(api.post("/v1/products", {"name": "Onboarding"}))
+    return ok_body(
         api.post(
             "/v1/prices",
             {"product": product["id"], "currency": currency, "unit_amount": unit_amount},
@@ -72,9 +62,9 @@ def test_sdk_pending_item_lands_on_the_next_one_off_invoice_exactly_once(stripe_
 
 
 def test_price_data_and_unit_amount_decimal_are_rated_and_rounded_once(api, customer):
-    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
+    invoice = ok_body(api.post("/v1/invoices", {"customer": customer.public_id}))
     product = ProductFactory(name="Consulting")
-    inline = _ok(
+    inline = ok_body(
         api.post(
             "/v1/invoiceitems",
             {
@@ -92,7 +82,7 @@ def test_price_data_and_unit_amount_decimal_are_rated_and_rounded_once(api, cust
     assert inline["amount"] == 38  # 37.5 cents, rounded half up once
     created = Price.objects.get(public_id=inline["pricing"]["price_details"]["price"])
     assert (created.product, created.active, created.type) == (product, False, "one_time")
-    by_unit = _ok(
+    by_unit = ok_body(
         api.post(
             "/v1/invoiceitems",
             {
@@ -106,14 +96,14 @@ def test_price_data_and_unit_amount_decimal_are_rated_and_rounded_once(api, cust
     )
     assert (by_unit["amount"], by_unit["quantity"]) == (3, 10)
     assert by_unit["pricing"]["unit_amount_decimal"] == "0.333"
-    totals = _ok(api.get(f"/v1/invoices/{invoice['id']}"))
+    totals = ok_body(api.get(f"/v1/invoices/{invoice['id']}"))
     assert (totals["subtotal"], totals["total"], totals["amount_due"]) == (41, 41, 41)
 
 
 def test_the_removed_price_parameter_still_works(api, customer):
-    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
+    invoice = ok_body(api.post("/v1/invoices", {"customer": customer.public_id}))
     price = _one_time_price(api, unit_amount=999)
-    item = _ok(
+    item = ok_body(
         api.post(
             "/v1/invoiceitems",
             {
@@ -128,50 +118,52 @@ def test_the_removed_price_parameter_still_works(api, customer):
 
 
 def test_update_and_delete_recompute_a_draft_and_are_refused_once_finalized(api, customer):
-    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
+    invoice = ok_body(api.post("/v1/invoices", {"customer": customer.public_id}))
     price = _one_time_price(api, unit_amount=1500)
     base = {"customer": customer.public_id, "invoice": invoice["id"]}
-    seats = _ok(api.post("/v1/invoiceitems", {**base, "pricing": {"price": price}}))
-    setup = _ok(api.post("/v1/invoiceitems", {**base, "amount": 700}))
-    updated = _ok(
+    seats = ok_body(api.post("/v1/invoiceitems", {**base, "pricing": {"price": price}}))
+    setup = ok_body(api.post("/v1/invoiceitems", {**base, "amount": 700}))
+    updated = ok_body(
         api.post(f"/v1/invoiceitems/{seats['id']}", {"quantity": 4, "metadata": {"a": "1"}})
     )
     assert (updated["amount"], updated["quantity"], updated["metadata"]) == (6000, 4, {"a": "1"})
-    assert _ok(api.get(f"/v1/invoices/{invoice['id']}"))["total"] == 6700
-    _ok(api.post(f"/v1/invoiceitems/{setup['id']}", {"amount": 250, "description": "Setup"}))
-    assert _ok(api.get(f"/v1/invoices/{invoice['id']}"))["total"] == 6250
-    deleted = _ok(api.delete(f"/v1/invoiceitems/{setup['id']}"))
+    assert ok_body(api.get(f"/v1/invoices/{invoice['id']}"))["total"] == 6700
+    ok_body(api.post(f"/v1/invoiceitems/{setup['id']}", {"amount": 250, "description": "Setup"}))
+    assert ok_body(api.get(f"/v1/invoices/{invoice['id']}"))["total"] == 6250
+    deleted = ok_body(api.delete(f"/v1/invoiceitems/{setup['id']}"))
     assert deleted == {"id": setup["id"], "object": "invoiceitem", "deleted": True}
-    assert _ok(api.get(f"/v1/invoices/{invoice['id']}"))["total"] == 6000
-    assert _error(api.get(f"/v1/invoiceitems/{setup['id']}"), status=404)
+    assert ok_body(api.get(f"/v1/invoices/{invoice['id']}"))["total"] == 6000
+    assert error_body(api.get(f"/v1/invoiceitems/{setup['id']}"), status=404)
 
-    _ok(api.post(f"/v1/invoices/{invoice['id']}/finalize"))
-    error = _error(api.post(f"/v1/invoiceitems/{seats['id']}", {"quantity": 1}))
+    ok_body(api.post(f"/v1/invoices/{invoice['id']}/finalize"))
+    error = error_body(api.post(f"/v1/invoiceitems/{seats['id']}", {"quantity": 1}))
     assert error["code"] == "invoice_not_editable"
     assert "is open: only draft invoices can" in error["message"]
-    assert _error(api.delete(f"/v1/invoiceitems/{seats['id']}"))["code"] == "invoice_not_editable"
+    assert (
+        error_body(api.delete(f"/v1/invoiceitems/{seats['id']}"))["code"] == "invoice_not_editable"
+    )
     finalized = Invoice.objects.get(public_id=invoice["id"])
     assert (finalized.total, finalized.lines.count()) == (6000, 1)
     assert InvoiceLineItem.objects.get(item_public_id=seats["id"]).quantity == 4
 
 
 def test_a_pending_item_can_be_changed_and_deleted(api, customer):
-    item = _ok(
+    item = ok_body(
         api.post(
             "/v1/invoiceitems", {"customer": customer.public_id, "currency": "eur", "amount": 100}
         )
     )
     assert (item["invoice"], item["currency"]) == (None, "eur")
-    changed = _ok(
+    changed = ok_body(
         api.post(f"/v1/invoiceitems/{item['id']}", {"unit_amount_decimal": "2.5", "quantity": 3})
     )
     assert changed["amount"] == 8  # 7.5 rounds up
-    _ok(api.delete(f"/v1/invoiceitems/{item['id']}"))
+    ok_body(api.delete(f"/v1/invoiceitems/{item['id']}"))
     assert not InvoiceLineItem.objects.exists()
 
 
 def test_bad_item_parameters_are_refused_naming_the_parameter(api, customer):
-    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
+    invoice = ok_body(api.post("/v1/invoices", {"customer": customer.public_id}))
     base = {"customer": customer.public_id, "invoice": invoice["id"]}
     price = _one_time_price(api)
     cases = [
@@ -208,17 +200,17 @@ def test_bad_item_parameters_are_refused_naming_the_parameter(api, customer):
         ({"description": "nothing priced"}, "amount", None),
     ]
     for params, param, code in cases:
-        error = _error(api.post("/v1/invoiceitems", {**base, **params}))
+        error = error_body(api.post("/v1/invoiceitems", {**base, **params}))
         assert error["param"] == param, (params, error)
         if code:
             assert error["code"] == code, (params, error)
         assert error["message"]
     pending = {"customer": customer.public_id, "amount": 5}
-    assert _error(api.post("/v1/invoiceitems", {**pending, "currency": "xyz"}))["param"] == (
+    assert error_body(api.post("/v1/invoiceitems", {**pending, "currency": "xyz"}))["param"] == (
         "currency"
     )
     assert not InvoiceLineItem.objects.exists()
-    assert _ok(api.get(f"/v1/invoices/{invoice['id']}"))["total"] == 0
+    assert ok_body(api.get(f"/v1/invoices/{invoice['id']}"))["total"] == 0
 
 
 @pytest.mark.django_db
@@ -280,8 +272,8 @@ def test_the_billing_run_puts_pending_items_on_the_renewal(customer):
 
 
 def test_a_deleted_customer_gets_no_pending_items(api, customer):
-    _ok(api.delete(f"/v1/customers/{customer.public_id}"))
-    error = _error(
+    ok_body(api.delete(f"/v1/customers/{customer.public_id}"))
+    error = error_body(
         api.post(
             "/v1/invoiceitems", {"customer": customer.public_id, "currency": "usd", "amount": 1}
         )

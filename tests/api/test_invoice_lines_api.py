@@ -8,27 +8,17 @@ import pytest
 from invoicing import services
 from invoicing.models import Invoice, InvoiceLineItem
 from tests.factories import licensed_price
-from tests.helpers import JAN_1, subscribe
-
-
-def _ok(response):
-    assert response.status_code == 200, response.json()
-    return response.json()
-
-
-def _error(response, status=400):
-    assert response.status_code == status, response.json()
-    return response.json()["error"]
+from tests.helpers import JAN_1, error_body, ok_body, subscribe
 
 
 @pytest.fixture
 def draft(api, customer) -> dict:
-    return _ok(api.post("/v1/invoices", {"customer": customer.public_id, "currency": "usd"}))
+    return ok_body(api.post("/v1/invoices", {"customer": customer.public_id, "currency": "usd"}))
 
 
 def _price(api, unit_amount: int) -> str:
-    product = _ok(api.post("/v1/products", {"name": "Seats"}))
-    return _ok(
+    product = ok_body(api.post("/v1/products", {"name": "Seats"}))
+    return ok_body(
         api.post(
             "/v1/prices", {"product": product["id"], "currency": "usd", "unit_amount": unit_amount}
         )
@@ -36,13 +26,13 @@ def _price(api, unit_amount: int) -> str:
 
 
 def test_add_update_and_remove_lines_change_the_totals(api, customer, draft):
-    pending = _ok(
+    pending = ok_body(
         api.post(
             "/v1/invoiceitems", {"customer": customer.public_id, "currency": "usd", "amount": 450}
         )
     )
     price = _price(api, 1999)
-    added = _ok(
+    added = ok_body(
         api.post(
             f"/v1/invoices/{draft['id']}/add_lines",
             {
@@ -58,11 +48,11 @@ def test_add_update_and_remove_lines_change_the_totals(api, customer, draft):
     assert [line["amount"] for line in added["lines"]["data"]] == [450, 3998, 125]
     assert (added["subtotal"], added["total"], added["amount_due"]) == (4573, 4573, 4573)
     assert added["metadata"] == {"batch": "1"}
-    assert _ok(api.get(f"/v1/invoiceitems/{pending['id']}"))["invoice"] == draft["id"]
+    assert ok_body(api.get(f"/v1/invoiceitems/{pending['id']}"))["invoice"] == draft["id"]
     seats, setup = added["lines"]["data"][1], added["lines"]["data"][2]
     assert setup["metadata"] == {"k": "v"}
 
-    updated = _ok(
+    updated = ok_body(
         api.post(
             f"/v1/invoices/{draft['id']}/update_lines",
             {
@@ -79,7 +69,7 @@ def test_add_update_and_remove_lines_change_the_totals(api, customer, draft):
     assert updated["total"] == 450 + 5997 + 100
 
     pending_line = added["lines"]["data"][0]
-    removed = _ok(
+    removed = ok_body(
         api.post(
             f"/v1/invoices/{draft['id']}/remove_lines",
             {
@@ -93,19 +83,19 @@ def test_add_update_and_remove_lines_change_the_totals(api, customer, draft):
     assert [line["id"] for line in removed["lines"]["data"]] == [seats["id"]]
     assert (removed["subtotal"], removed["total"]) == (5997, 5997)
     # Unassigned: pending again, for the customer's next invoice; deleted: gone.
-    assert _ok(api.get(f"/v1/invoiceitems/{pending['id']}"))["invoice"] is None
+    assert ok_body(api.get(f"/v1/invoiceitems/{pending['id']}"))["invoice"] is None
     assert not InvoiceLineItem.objects.filter(public_id=setup["id"]).exists()
 
 
 def test_a_batch_with_one_bad_line_changes_nothing(api, customer, draft):
-    error = _error(
+    error = error_body(
         api.post(
             f"/v1/invoices/{draft['id']}/add_lines",
             {"lines": [{"amount": 100}, {"pricing": {"price": "price_missing"}}]},
         )
     )
     assert (error["param"], error["code"]) == ("lines[1][pricing][price]", "resource_missing")
-    error = _error(
+    error = error_body(
         api.post(
             f"/v1/invoices/{draft['id']}/add_lines",
             {"lines": [{"amount": 100}, {"amount": 5, "unit_amount_decimal": "1"}]},
@@ -117,7 +107,7 @@ def test_a_batch_with_one_bad_line_changes_nothing(api, customer, draft):
 
 
 def test_bad_line_parameters_are_named(api, customer, draft):
-    added = _ok(api.post(f"/v1/invoices/{draft['id']}/add_lines", {"lines": [{"amount": 100}]}))
+    added = ok_body(api.post(f"/v1/invoices/{draft['id']}/add_lines", {"lines": [{"amount": 100}]}))
     line = added["lines"]["data"][0]["id"]
     url = f"/v1/invoices/{draft['id']}"
     cases = [
@@ -161,7 +151,7 @@ def test_bad_line_parameters_are_named(api, customer, draft):
         ),
     ]
     for path, params, param, code in cases:
-        error = _error(api.post(path, params))
+        error = error_body(api.post(path, params))
         assert error["param"] == param, (params, error)
         if code:
             assert error["code"] == code, (params, error)
@@ -169,17 +159,17 @@ def test_bad_line_parameters_are_named(api, customer, draft):
 
 
 def test_a_pending_item_of_another_customer_or_currency_is_not_added(api, customer, draft):
-    other = _ok(api.post("/v1/customers", {"name": "Other"}))
-    theirs = _ok(
+    other = ok_body(api.post("/v1/customers", {"name": "Other"}))
+    theirs = ok_body(
         api.post("/v1/invoiceitems", {"customer": other["id"], "currency": "usd", "amount": 1})
     )
-    euros = _ok(
+    euros = ok_body(
         api.post(
             "/v1/invoiceitems", {"customer": customer.public_id, "currency": "eur", "amount": 1}
         )
     )
     for item in (theirs, euros):
-        error = _error(
+        error = error_body(
             api.post(
                 f"/v1/invoices/{draft['id']}/add_lines", {"lines": [{"invoice_item": item["id"]}]}
             )
@@ -189,16 +179,16 @@ def test_a_pending_item_of_another_customer_or_currency_is_not_added(api, custom
 
 
 def test_lines_of_a_finalized_invoice_are_refused(api, customer, draft):
-    added = _ok(api.post(f"/v1/invoices/{draft['id']}/add_lines", {"lines": [{"amount": 300}]}))
+    added = ok_body(api.post(f"/v1/invoices/{draft['id']}/add_lines", {"lines": [{"amount": 300}]}))
     line = added["lines"]["data"][0]["id"]
-    _ok(api.post(f"/v1/invoices/{draft['id']}/finalize"))
+    ok_body(api.post(f"/v1/invoices/{draft['id']}/finalize"))
     url = f"/v1/invoices/{draft['id']}"
     for path, params in (
         (f"{url}/add_lines", {"lines": [{"amount": 1}]}),
         (f"{url}/update_lines", {"lines": [{"id": line, "amount": 1}]}),
         (f"{url}/remove_lines", {"lines": [{"id": line, "behavior": "delete"}]}),
     ):
-        error = _error(api.post(path, params))
+        error = error_body(api.post(path, params))
         assert error["code"] == "invoice_not_editable"
         assert "only draft invoices can" in error["message"]
     assert Invoice.objects.get(public_id=draft["id"]).total == 300
@@ -216,13 +206,15 @@ def test_subscription_lines_keep_their_amount(api, customer):
     assert invoice.status == "open" and draft.status == "draft"
     fee = draft.lines.get()
     url = f"/v1/invoices/{draft.public_id}"
-    error = _error(
+    error = error_body(
         api.post(f"{url}/remove_lines", {"lines": [{"id": fee.public_id, "behavior": "delete"}]})
     )
     assert (error["param"], "can't be removed" in error["message"]) == ("lines[0][id]", True)
-    error = _error(api.post(f"{url}/update_lines", {"lines": [{"id": fee.public_id, "amount": 1}]}))
+    error = error_body(
+        api.post(f"{url}/update_lines", {"lines": [{"id": fee.public_id, "amount": 1}]})
+    )
     assert "only its description and metadata can change" in error["message"]
-    renamed = _ok(
+    renamed = ok_body(
         api.post(
             f"{url}/update_lines",
             {"lines": [{"id": fee.public_id, "description": "Plan", "metadata": {"a": "b"}}]},

@@ -28,6 +28,7 @@ from invoicing.services import (
 from invoicing.services.notices import invoice_notices_send
 from tests.billing_site.event_shapes import assert_event_shape
 from tests.factories import CustomerFactory, MeterFactory, ProductFactory, licensed_price
+from tests.helpers import ok_body
 
 pytestmark = pytest.mark.django_db
 
@@ -36,11 +37,6 @@ UTC = dt.UTC
 
 def ts(*args) -> int:
     return int(dt.datetime(*args, tzinfo=UTC).timestamp())
-
-
-def _ok(response) -> dict:
-    assert response.status_code == 200, response.json()
-    return response.json()
 
 
 def _events(*types: str) -> list[dict]:
@@ -74,11 +70,11 @@ def _last_pk() -> int:
 
 
 def test_customer_events_carry_the_customer_as_the_api_shows_it(api):
-    created = _ok(api.post("/v1/customers", {"name": "Acme", "email": "ap@acme.test"}))
-    updated = _ok(api.post(f"/v1/customers/{created['id']}", {"name": "Acme Inc."}))
+    created = ok_body(api.post("/v1/customers", {"name": "Acme", "email": "ap@acme.test"}))
+    updated = ok_body(api.post(f"/v1/customers/{created['id']}", {"name": "Acme Inc."}))
     # Sending the same values again changes nothing, so no event.
-    _ok(api.post(f"/v1/customers/{created['id']}", {"name": "Acme Inc."}))
-    _ok(api.delete(f"/v1/customers/{created['id']}"))
+    ok_body(api.post(f"/v1/customers/{created['id']}", {"name": "Acme Inc."}))
+    ok_body(api.delete(f"/v1/customers/{created['id']}"))
 
     events = _events()
     assert [e["type"] for e in events] == [
@@ -92,7 +88,7 @@ def test_customer_events_carry_the_customer_as_the_api_shows_it(api):
     # The deleted event shows the customer as it was, not the API's deleted stub.
     assert events[2]["object"] == updated
     for event in Event.objects.all():
-        assert_event_shape(_ok(api.get(f"/v1/events/{event.public_id}")))
+        assert_event_shape(ok_body(api.get(f"/v1/events/{event.public_id}")))
 
 
 def test_an_api_request_is_named_with_its_idempotency_key_and_a_replay_records_nothing(api):
@@ -102,12 +98,12 @@ def test_an_api_request_is_named_with_its_idempotency_key_and_a_replay_records_n
     assert replay["Idempotent-Replayed"] == "true"
     [event] = _events()
     assert (event["request"], event["idempotency_key"]) == (response["Request-Id"], "create-acme-1")
-    listed = _ok(api.get("/v1/events"))["data"][0]
+    listed = ok_body(api.get("/v1/events"))["data"][0]
     assert listed["request"] == {"id": response["Request-Id"], "idempotency_key": "create-acme-1"}
 
 
 def test_catalog_events(api):
-    meter = _ok(
+    meter = ok_body(
         api.post(
             "/v1/billing/meters",
             {
@@ -117,11 +113,11 @@ def test_catalog_events(api):
             },
         )
     )
-    _ok(api.post(f"/v1/billing/meters/{meter['id']}", {"display_name": "API tokens"}))
-    _ok(api.post(f"/v1/billing/meters/{meter['id']}/deactivate"))
-    reactivated = _ok(api.post(f"/v1/billing/meters/{meter['id']}/reactivate"))
-    product = _ok(api.post("/v1/products", {"name": "Widget"}))
-    price = _ok(
+    ok_body(api.post(f"/v1/billing/meters/{meter['id']}", {"display_name": "API tokens"}))
+    ok_body(api.post(f"/v1/billing/meters/{meter['id']}/deactivate"))
+    reactivated = ok_body(api.post(f"/v1/billing/meters/{meter['id']}/reactivate"))
+    product = ok_body(api.post("/v1/products", {"name": "Widget"}))
+    price = ok_body(
         api.post(
             "/v1/prices",
             {
@@ -134,7 +130,7 @@ def test_catalog_events(api):
         )
     )
     # A second price takes the lookup key over: the first one is updated too.
-    second = _ok(
+    second = ok_body(
         api.post(
             "/v1/prices",
             {
@@ -146,10 +142,10 @@ def test_catalog_events(api):
             },
         )
     )
-    _ok(api.post(f"/v1/prices/{second['id']}", {"nickname": "Widget 2026"}))
-    other = _ok(api.post("/v1/products", {"name": "Gadget"}))
-    archived = _ok(api.post(f"/v1/products/{other['id']}", {"active": False}))
-    _ok(api.delete(f"/v1/products/{other['id']}"))
+    ok_body(api.post(f"/v1/prices/{second['id']}", {"nickname": "Widget 2026"}))
+    other = ok_body(api.post("/v1/products", {"name": "Gadget"}))
+    archived = ok_body(api.post(f"/v1/products/{other['id']}", {"active": False}))
+    ok_body(api.delete(f"/v1/products/{other['id']}"))
 
     assert [(e["type"], e["previous"] and _changed(e["previous"])) for e in _events()] == [
         ("billing.meter.created", None),
@@ -176,7 +172,7 @@ def test_subscription_and_invoice_events(api):
     customer = CustomerFactory()
     price = licensed_price()
     since = _last_pk()
-    subscription = _ok(
+    subscription = ok_body(
         api.post(
             "/v1/subscriptions",
             {"customer": customer.public_id, "items": [{"price": price.public_id}]},
@@ -189,7 +185,7 @@ def test_subscription_and_invoice_events(api):
         "invoice.finalized",
     ]
     since = _last_pk()
-    updated = _ok(
+    updated = ok_body(
         api.post(f"/v1/subscriptions/{subscription['id']}", {"cancel_at_period_end": True})
     )
     [event] = _events("customer.subscription.updated")
@@ -205,21 +201,21 @@ def test_subscription_and_invoice_events(api):
             "reason": None,
         },
     }
-    _ok(api.delete(f"/v1/subscriptions/{subscription['id']}"))
+    ok_body(api.delete(f"/v1/subscriptions/{subscription['id']}"))
     assert _new_events(since) == ["customer.subscription.updated", "customer.subscription.deleted"]
 
     since = _last_pk()
-    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id, "currency": "usd"}))
-    item = _ok(
+    invoice = ok_body(api.post("/v1/invoices", {"customer": customer.public_id, "currency": "usd"}))
+    item = ok_body(
         api.post(
             "/v1/invoiceitems",
             {"customer": customer.public_id, "invoice": invoice["id"], "amount": 5000},
         )
     )
-    _ok(api.post(f"/v1/invoices/{invoice['id']}", {"description": "Setup"}))
-    _ok(api.post(f"/v1/invoices/{invoice['id']}/finalize"))
-    _ok(api.post(f"/v1/invoices/{invoice['id']}/mark_uncollectible"))
-    voided = _ok(api.post(f"/v1/invoices/{invoice['id']}/void"))
+    ok_body(api.post(f"/v1/invoices/{invoice['id']}", {"description": "Setup"}))
+    ok_body(api.post(f"/v1/invoices/{invoice['id']}/finalize"))
+    ok_body(api.post(f"/v1/invoices/{invoice['id']}/mark_uncollectible"))
+    voided = ok_body(api.post(f"/v1/invoices/{invoice['id']}/void"))
     assert _new_events(since) == [
         "invoice.created",
         "invoiceitem.created",
@@ -236,25 +232,25 @@ def test_subscription_and_invoice_events(api):
     assert events[3]["object"] == voided
 
     since = _last_pk()
-    draft = _ok(api.post("/v1/invoices", {"customer": customer.public_id, "currency": "usd"}))
-    draft_item = _ok(
+    draft = ok_body(api.post("/v1/invoices", {"customer": customer.public_id, "currency": "usd"}))
+    draft_item = ok_body(
         api.post(
             "/v1/invoiceitems",
             {"customer": customer.public_id, "invoice": draft["id"], "amount": 700},
         )
     )
-    _ok(api.delete(f"/v1/invoices/{draft['id']}"))
+    ok_body(api.delete(f"/v1/invoices/{draft['id']}"))
     assert _new_events(since)[-2:] == ["invoiceitem.deleted", "invoice.deleted"]
     deleted_item, deleted = _events("invoiceitem.deleted", "invoice.deleted")
     assert deleted_item["object"] == draft_item
     assert (deleted["object"]["id"], deleted["object"]["total"]) == (draft["id"], 700)
     for event in Event.objects.all():
-        assert_event_shape(_ok(api.get(f"/v1/events/{event.public_id}")))
+        assert_event_shape(ok_body(api.get(f"/v1/events/{event.public_id}")))
 
 
 def test_credit_events_name_every_ledger_entry(api):
     customer = CustomerFactory()
-    grant = _ok(
+    grant = ok_body(
         api.post(
             "/v1/billing/credit_grants",
             {
@@ -265,7 +261,7 @@ def test_credit_events_name_every_ledger_entry(api):
             },
         )
     )
-    voided = _ok(api.post(f"/v1/billing/credit_grants/{grant['id']}/void"))
+    voided = ok_body(api.post(f"/v1/billing/credit_grants/{grant['id']}/void"))
     events = _events()
     assert [e["type"] for e in events] == [
         "billing.credit_grant.created",
@@ -279,19 +275,19 @@ def test_credit_events_name_every_ledger_entry(api):
     assert events[3]["object"] == voided
     assert _changed(events[3]["previous"]) == {"voided_at": None}
     for event in Event.objects.all():
-        assert_event_shape(_ok(api.get(f"/v1/events/{event.public_id}")))
+        assert_event_shape(ok_body(api.get(f"/v1/events/{event.public_id}")))
 
 
 def test_test_clock_events(api, django_capture_on_commit_callbacks):
-    test_clock = _ok(api.post("/v1/test_helpers/test_clocks", {"frozen_time": ts(2026, 1, 1)}))
+    test_clock = ok_body(api.post("/v1/test_helpers/test_clocks", {"frozen_time": ts(2026, 1, 1)}))
     with django_capture_on_commit_callbacks(execute=True):
-        advancing = _ok(
+        advancing = ok_body(
             api.post(
                 f"/v1/test_helpers/test_clocks/{test_clock['id']}/advance",
                 {"frozen_time": ts(2026, 1, 2)},
             )
         )
-    _ok(api.delete(f"/v1/test_helpers/test_clocks/{test_clock['id']}"))
+    ok_body(api.delete(f"/v1/test_helpers/test_clocks/{test_clock['id']}"))
     events = _events()
     assert [e["type"] for e in events] == [
         "test_helpers.test_clock.created",

@@ -11,6 +11,7 @@ from billing_site.events.delivery import webhook_deliveries_send_due
 from billing_site.models import Event, WebhookEndpoint
 from invoicing.services import customer_create, customer_update
 from tests.billing_site.event_shapes import assert_event_shape, assert_stripe_shape
+from tests.helpers import error_body, ok_body
 
 pytestmark = pytest.mark.django_db
 
@@ -18,18 +19,8 @@ UTC = dt.UTC
 T0 = dt.datetime(2026, 5, 1, tzinfo=UTC)
 
 
-def _ok(response) -> dict:
-    assert response.status_code == 200, response.json()
-    return response.json()
-
-
-def _error(response, status: int = 400) -> dict:
-    assert response.status_code == status, response.json()
-    return response.json()["error"]
-
-
 def _types(response) -> list[str]:
-    return [event["type"] for event in _ok(response)["data"]]
+    return [event["type"] for event in ok_body(response)["data"]]
 
 
 @pytest.fixture
@@ -44,15 +35,15 @@ def history():
 
 
 def test_events_are_listed_newest_first_with_stripe_pagination(api, history):
-    page = _ok(api.get("/v1/events", {"limit": 3}))
+    page = ok_body(api.get("/v1/events", {"limit": 3}))
     assert [e["id"] for e in page["data"]] == [e.public_id for e in reversed(history[1:])]
     assert (page["has_more"], page["url"]) == (True, "/v1/events")
-    rest = _ok(api.get("/v1/events", {"starting_after": page["data"][-1]["id"]}))
+    rest = ok_body(api.get("/v1/events", {"starting_after": page["data"][-1]["id"]}))
     assert [e["id"] for e in rest["data"]] == [history[0].public_id]
     for event in page["data"] + rest["data"]:
         assert_event_shape(event)
-    assert _ok(api.get(f"/v1/events/{history[0].public_id}")) == rest["data"][0]
-    missing = _error(api.get("/v1/events/evt_missing"), 404)
+    assert ok_body(api.get(f"/v1/events/{history[0].public_id}")) == rest["data"][0]
+    missing = error_body(api.get("/v1/events/evt_missing"), 404)
     assert missing["message"] == "No such event: 'evt_missing'"
 
 
@@ -64,20 +55,24 @@ def test_events_filter_by_type_types_and_created(api, history):
         _types(api.get("/v1/events", {"types": ["customer.created", "invoice.paid"]}))
         == ["customer.created"] * 2
     )
-    both = _error(api.get("/v1/events", {"type": "customer.created", "types": ["x"]}))
+    both = error_body(api.get("/v1/events", {"type": "customer.created", "types": ["x"]}))
     assert both["param"] == "types"
 
     day = int(T0.timestamp()) + 86400
-    ranged = _ok(api.get("/v1/events", {"created": {"gte": day, "lt": day + 2 * 86400}}))["data"]
+    ranged = ok_body(api.get("/v1/events", {"created": {"gte": day, "lt": day + 2 * 86400}}))[
+        "data"
+    ]
     assert [e["id"] for e in ranged] == [history[2].public_id, history[1].public_id]
-    exact = _ok(api.get("/v1/events", {"created": day + 2 * 86400}))["data"]
+    exact = ok_body(api.get("/v1/events", {"created": day + 2 * 86400}))["data"]
     assert [e["id"] for e in exact] == [history[3].public_id]
-    assert _ok(api.get("/v1/events", {"created": {"gt": day * 2}}))["data"] == []
-    assert _error(api.get("/v1/events", {"created": {"after": day}}))["param"] == "created[after]"
+    assert ok_body(api.get("/v1/events", {"created": {"gt": day * 2}}))["data"] == []
+    assert (
+        error_body(api.get("/v1/events", {"created": {"after": day}}))["param"] == "created[after]"
+    )
 
 
 def test_events_filter_by_delivery_success_and_count_pending_webhooks(api, receiver):
-    endpoint = _ok(
+    endpoint = ok_body(
         api.post(
             "/v1/webhook_endpoints", {"url": receiver.url, "enabled_events": ["customer.created"]}
         )
@@ -85,14 +80,14 @@ def test_events_filter_by_delivery_success_and_count_pending_webhooks(api, recei
     customer_create(name="Delivered")
     receiver.answer(500)
     webhook_deliveries_send_due()  # the only delivery fails: still pending
-    [event] = _ok(api.get("/v1/events", {"type": "customer.created"}))["data"]
+    [event] = ok_body(api.get("/v1/events", {"type": "customer.created"}))["data"]
     assert event["pending_webhooks"] == 1
-    assert _ok(api.get("/v1/events", {"delivery_success": False}))["data"] == [event]
-    assert _ok(api.get("/v1/events", {"delivery_success": True}))["data"] == []
+    assert ok_body(api.get("/v1/events", {"delivery_success": False}))["data"] == [event]
+    assert ok_body(api.get("/v1/events", {"delivery_success": True}))["data"] == []
 
     with clock.frozen_at(clock.now() + dt.timedelta(hours=1)):
         webhook_deliveries_send_due()
-    [event] = _ok(api.get("/v1/events", {"delivery_success": True}))["data"]
+    [event] = ok_body(api.get("/v1/events", {"delivery_success": True}))["data"]
     assert event["pending_webhooks"] == 0
     # The body that was POSTed said how many deliveries were still to go, itself included.
     assert b'"pending_webhooks": 1' in receiver.requests[-1].body
@@ -100,7 +95,7 @@ def test_events_filter_by_delivery_success_and_count_pending_webhooks(api, recei
 
 
 def test_webhook_endpoints_are_created_listed_updated_and_deleted(api, receiver):
-    created = _ok(
+    created = ok_body(
         api.post(
             "/v1/webhook_endpoints",
             {
@@ -120,11 +115,11 @@ def test_webhook_endpoints_are_created_listed_updated_and_deleted(api, receiver)
         None,
     )
     path = f"/v1/webhook_endpoints/{created['id']}"
-    shown = _ok(api.get(path))
+    shown = ok_body(api.get(path))
     assert "secret" not in shown and shown == {k: v for k, v in created.items() if k != "secret"}
-    assert _ok(api.get("/v1/webhook_endpoints"))["data"] == [shown]
+    assert ok_body(api.get("/v1/webhook_endpoints"))["data"] == [shown]
 
-    updated = _ok(
+    updated = ok_body(
         api.post(
             path,
             {
@@ -141,19 +136,21 @@ def test_webhook_endpoints_are_created_listed_updated_and_deleted(api, receiver)
         None,
     )
     assert updated["metadata"] == {}
-    assert _ok(api.post(path, {"disabled": True}))["status"] == "disabled"
+    assert ok_body(api.post(path, {"disabled": True}))["status"] == "disabled"
 
-    assert _ok(api.delete(path)) == {
+    assert ok_body(api.delete(path)) == {
         "id": created["id"],
         "object": "webhook_endpoint",
         "deleted": True,
     }
-    assert _error(api.get(path), 404)["message"] == f"No such webhook_endpoint: '{created['id']}'"
+    assert (
+        error_body(api.get(path), 404)["message"] == f"No such webhook_endpoint: '{created['id']}'"
+    )
 
 
 def test_webhook_endpoint_bad_input_changes_nothing(api, receiver, settings):
     def refused(params: dict, path: str = "/v1/webhook_endpoints") -> dict:
-        return _error(api.post(path, params))
+        return error_body(api.post(path, params))
 
     assert refused({"enabled_events": ["*"]})["param"] == "url"
     assert refused({"url": receiver.url, "enabled_events": []})["param"] == "enabled_events"
@@ -168,7 +165,9 @@ def test_webhook_endpoint_bad_input_changes_nothing(api, receiver, settings):
     ] == ("secret")
     assert WebhookEndpoint.objects.count() == 0
 
-    created = _ok(api.post("/v1/webhook_endpoints", {"url": receiver.url, "enabled_events": ["*"]}))
+    created = ok_body(
+        api.post("/v1/webhook_endpoints", {"url": receiver.url, "enabled_events": ["*"]})
+    )
     path = f"/v1/webhook_endpoints/{created['id']}"
     settings.BILLING_WEBHOOK_ALLOW_LOCAL_URLS = False
     assert refused({"url": "http://hooks.example.com/"}, path)["param"] == "url"

@@ -9,17 +9,7 @@ import pytest
 from catalog.models import Price, Product
 from invoicing.models import Customer
 from tests.factories import licensed_price
-from tests.helpers import JAN_1, subscribe
-
-
-def _ok(response):
-    assert response.status_code == 200, response.json()
-    return response.json()
-
-
-def _error(response, status=400):
-    assert response.status_code == status, response.json()
-    return response.json()["error"]
+from tests.helpers import JAN_1, error_body, ok_body, subscribe
 
 
 def test_sdk_creates_a_product_with_its_details_and_default_price(stripe_client):
@@ -64,12 +54,12 @@ def test_sdk_creates_a_product_with_its_details_and_default_price(stripe_client)
 
 
 def test_a_chosen_product_id_is_checked_and_unique(api):
-    _ok(api.post("/v1/products", {"id": "plan_basic", "name": "Basic"}))
-    error = _error(api.post("/v1/products", {"id": "plan_basic", "name": "Other"}))
+    ok_body(api.post("/v1/products", {"id": "plan_basic", "name": "Basic"}))
+    error = error_body(api.post("/v1/products", {"id": "plan_basic", "name": "Other"}))
     assert (error["param"], error["code"]) == ("id", "resource_already_exists")
     assert "plan_basic" in error["message"]
     for bad in ("has space", "search", "x" * 65, "naïve"):
-        assert _error(api.post("/v1/products", {"id": bad, "name": "X"}))["param"] == "id"
+        assert error_body(api.post("/v1/products", {"id": bad, "name": "X"}))["param"] == "id"
     assert Product.objects.count() == 1
 
 
@@ -103,29 +93,29 @@ def test_bad_product_details_are_refused_naming_the_parameter(api):
         ),
     ]
     for params, param in cases:
-        error = _error(api.post("/v1/products", {"name": "Widget", **params}))
+        error = error_body(api.post("/v1/products", {"name": "Widget", **params}))
         assert error["param"] == param, (params, error)
     assert not Product.objects.exists()
     assert not Price.objects.exists()
 
 
 def test_price_tax_behavior_is_stored_and_set_once(api):
-    product = _ok(api.post("/v1/products", {"name": "Seats"}))
+    product = ok_body(api.post("/v1/products", {"name": "Seats"}))
     base = {"product": product["id"], "currency": "usd", "unit_amount": 1000}
-    unspecified = _ok(api.post("/v1/prices", base))
+    unspecified = ok_body(api.post("/v1/prices", base))
     assert unspecified["tax_behavior"] == "unspecified"
-    set_once = _ok(api.post(f"/v1/prices/{unspecified['id']}", {"tax_behavior": "inclusive"}))
+    set_once = ok_body(api.post(f"/v1/prices/{unspecified['id']}", {"tax_behavior": "inclusive"}))
     assert set_once["tax_behavior"] == "inclusive"
-    error = _error(api.post(f"/v1/prices/{unspecified['id']}", {"tax_behavior": "exclusive"}))
+    error = error_body(api.post(f"/v1/prices/{unspecified['id']}", {"tax_behavior": "exclusive"}))
     assert (error["param"], error["code"]) == ("tax_behavior", "parameter_immutable")
-    bad = _error(api.post("/v1/prices", {**base, "tax_behavior": "sometimes"}))
+    bad = error_body(api.post("/v1/prices", {**base, "tax_behavior": "sometimes"}))
     assert bad["param"] == "tax_behavior"
     assert Price.objects.get(public_id=unspecified["id"]).tax_behavior == "inclusive"
 
 
 def test_currency_options_are_stored_per_currency(api):
-    product = _ok(api.post("/v1/products", {"name": "Seats"}))
-    price = _ok(
+    product = ok_body(api.post("/v1/products", {"name": "Seats"}))
+    price = ok_body(
         api.post(
             "/v1/prices",
             {
@@ -143,7 +133,7 @@ def test_currency_options_are_stored_per_currency(api):
     assert set(options) == {"usd", "eur", "jpy"}
     assert (options["eur"]["unit_amount"], options["eur"]["tax_behavior"]) == (1800, "inclusive")
     assert (options["jpy"]["unit_amount_decimal"], options["usd"]["unit_amount"]) == ("3000", 2000)
-    updated = _ok(
+    updated = ok_body(
         api.post(f"/v1/prices/{price['id']}", {"currency_options": {"gbp": {"unit_amount": 1500}}})
     )
     assert set(updated["currency_options"]) == {"usd", "eur", "jpy", "gbp"}
@@ -151,7 +141,7 @@ def test_currency_options_are_stored_per_currency(api):
 
 
 def test_bad_currency_options_are_refused_naming_the_parameter(api):
-    product = _ok(api.post("/v1/products", {"name": "Seats"}))
+    product = ok_body(api.post("/v1/products", {"name": "Seats"}))
     base = {"product": product["id"], "currency": "usd", "unit_amount": 2000}
     tiered = {
         "product": product["id"],
@@ -178,23 +168,23 @@ def test_bad_currency_options_are_refused_naming_the_parameter(api):
         ({**tiered, "currency_options": {"eur": {"unit_amount": 1}}}, "currency_options"),
     ]
     for params, param in cases:
-        error = _error(api.post("/v1/prices", params))
+        error = error_body(api.post("/v1/prices", params))
         assert error["param"] == param, (params, error)
     assert not Price.objects.exists()
 
 
 @pytest.mark.django_db
 def test_customer_currency_is_set_by_the_first_subscription(api, customer):
-    assert _ok(api.get(f"/v1/customers/{customer.public_id}"))["currency"] is None
+    assert ok_body(api.get(f"/v1/customers/{customer.public_id}"))["currency"] is None
     subscribe(customer, licensed_price(currency="eur"), at=JAN_1)
-    assert _ok(api.get(f"/v1/customers/{customer.public_id}"))["currency"] == "eur"
+    assert ok_body(api.get(f"/v1/customers/{customer.public_id}"))["currency"] == "eur"
     # Later invoices in another currency don't change it.
-    _ok(api.post("/v1/invoices", {"customer": customer.public_id, "currency": "usd"}))
+    ok_body(api.post("/v1/invoices", {"customer": customer.public_id, "currency": "usd"}))
     assert Customer.objects.get(pk=customer.pk).currency == "EUR"
 
 
 def test_customer_currency_is_set_by_the_first_invoice_and_used_by_pending_items(api, customer):
-    _ok(api.post("/v1/invoices", {"customer": customer.public_id, "currency": "gbp"}))
-    assert _ok(api.get(f"/v1/customers/{customer.public_id}"))["currency"] == "gbp"
-    item = _ok(api.post("/v1/invoiceitems", {"customer": customer.public_id, "amount": 300}))
+    ok_body(api.post("/v1/invoices", {"customer": customer.public_id, "currency": "gbp"}))
+    assert ok_body(api.get(f"/v1/customers/{customer.public_id}"))["currency"] == "gbp"
+    item = ok_body(api.post("/v1/invoiceitems", {"customer": customer.public_id, "amount": 300}))
     assert (item["currency"], item["invoice"]) == ("gbp", None)

@@ -25,19 +25,14 @@ from tests.factories import (
     hypernian_usage_price,
     licensed_price,
 )
-from tests.helpers import ts, utc
+from tests.helpers import error_body, ok_body, ts, utc
 
 pytestmark = pytest.mark.django_db
 
 
-def _ok(response):
-    assert response.status_code == 200, response.json()
-    return response.json()
-
-
 def _open_invoice(api, customer) -> dict:
     """A one-off invoice of 5.00 USD, created, given its item and finalized through the API."""
-    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
+    invoice = ok_body(api.post("/v1/invoices", {"customer": customer.public_id}))
     api.post(
         "/v1/invoiceitems",
         {"customer": customer.public_id, "invoice": invoice["id"], "amount": 500},
@@ -46,19 +41,14 @@ def _open_invoice(api, customer) -> dict:
     return invoice
 
 
-def _error(response, status=400):
-    assert response.status_code == status, response.json()
-    return response.json()["error"]
-
-
 def test_one_off_prepayment_invoice_through_finalize_and_pay(api, customer):
-    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id, "currency": "usd"}))
+    invoice = ok_body(api.post("/v1/invoices", {"customer": customer.public_id, "currency": "usd"}))
     assert (invoice["status"], invoice["number"], invoice["collection_method"]) == (
         "draft",
         None,
         "send_invoice",
     )
-    item = _ok(
+    item = ok_body(
         api.post(
             "/v1/invoiceitems",
             {
@@ -70,16 +60,16 @@ def test_one_off_prepayment_invoice_through_finalize_and_pay(api, customer):
         )
     )
     assert item["object"] == "invoiceitem" and item["id"].startswith("ii_")
-    sent = _ok(api.post(f"/v1/invoices/{invoice['id']}/finalize"))
+    sent = ok_body(api.post(f"/v1/invoices/{invoice['id']}/finalize"))
     assert sent["status"] == "open"
     assert sent["number"] == "INV-0001"
     assert sent["amount_due"] == 10_000_000
     assert sent["due_date"] - sent["status_transitions"]["finalized_at"] == 30 * 86400
     assert [line["description"] for line in sent["lines"]["data"]] == ["Hypernian Credits"]
 
-    refused = _error(api.post(f"/v1/invoices/{invoice['id']}/pay"))
+    refused = error_body(api.post(f"/v1/invoices/{invoice['id']}/pay"))
     assert "paid_out_of_band=true" in refused["message"]
-    paid = _ok(api.post(f"/v1/invoices/{invoice['id']}/pay", {"paid_out_of_band": True}))
+    paid = ok_body(api.post(f"/v1/invoices/{invoice['id']}/pay", {"paid_out_of_band": True}))
     assert (paid["status"], paid["amount_paid"], paid["amount_remaining"]) == (
         "paid",
         10_000_000,
@@ -92,13 +82,13 @@ def test_one_off_prepayment_invoice_through_finalize_and_pay(api, customer):
 
 
 def test_invoice_lines_endpoint_lists_lines_in_invoice_order(api, customer):
-    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
+    invoice = ok_body(api.post("/v1/invoices", {"customer": customer.public_id}))
     for amount in (100, 200, 300):
         api.post(
             "/v1/invoiceitems",
             {"customer": customer.public_id, "invoice": invoice["id"], "amount": amount},
         )
-    lines = _ok(api.get(f"/v1/invoices/{invoice['id']}/lines", {"limit": 2}))
+    lines = ok_body(api.get(f"/v1/invoices/{invoice['id']}/lines", {"limit": 2}))
     assert [line["amount"] for line in lines["data"]] == [100, 200]
     assert lines["has_more"] is True
 
@@ -121,7 +111,9 @@ def test_illegal_transitions_are_refused_and_change_nothing(
     elif final_status == "paid":
         api.post(f"/v1/invoices/{invoice['id']}/pay", {"paid_out_of_band": True})
     events = InvoiceEvent.objects.count()
-    error = _error(api.post(f"/v1/invoices/{invoice['id']}/{action}", {"paid_out_of_band": True}))
+    error = error_body(
+        api.post(f"/v1/invoices/{invoice['id']}/{action}", {"paid_out_of_band": True})
+    )
     assert message in error["message"]
     assert Invoice.objects.get(public_id=invoice["id"]).status == final_status
     assert InvoiceEvent.objects.count() == events
@@ -130,49 +122,51 @@ def test_illegal_transitions_are_refused_and_change_nothing(
 def test_uncollectible_can_still_be_paid_or_voided(api, customer):
     invoice = _open_invoice(api, customer)
     assert (
-        _ok(api.post(f"/v1/invoices/{invoice['id']}/mark_uncollectible"))["status"]
+        ok_body(api.post(f"/v1/invoices/{invoice['id']}/mark_uncollectible"))["status"]
         == "uncollectible"
     )
     assert (
-        _ok(api.post(f"/v1/invoices/{invoice['id']}/pay", {"paid_out_of_band": True}))["status"]
+        ok_body(api.post(f"/v1/invoices/{invoice['id']}/pay", {"paid_out_of_band": True}))["status"]
         == "paid"
     )
 
 
 def test_finalized_invoices_cannot_be_edited_or_get_items(api, customer):
     invoice = _open_invoice(api, customer)
-    error = _error(api.post(f"/v1/invoices/{invoice['id']}", {"description": "changed"}))
+    error = error_body(api.post(f"/v1/invoices/{invoice['id']}", {"description": "changed"}))
     assert "only draft invoices can be edited" in error["message"]
-    error = _error(
+    error = error_body(
         api.post(
             "/v1/invoiceitems",
             {"customer": customer.public_id, "invoice": invoice["id"], "amount": 100},
         )
     )
     assert "only draft invoices can get new items" in error["message"]
-    error = _error(api.delete(f"/v1/invoices/{invoice['id']}"))
+    error = error_body(api.delete(f"/v1/invoices/{invoice['id']}"))
     assert "only draft invoices can be deleted" in error["message"]
     stored = Invoice.objects.get(public_id=invoice["id"])
     assert (stored.description, stored.total, stored.lines.count()) == ("", 500, 1)
 
 
 def test_a_draft_invoice_s_description_and_metadata_can_be_edited(api, customer):
-    invoice = _ok(
+    invoice = ok_body(
         api.post(
             "/v1/invoices",
             {"customer": customer.public_id, "metadata": {"po": "1", "team": "ml"}},
         )
     )
-    edited = _ok(
+    edited = ok_body(
         api.post(
             f"/v1/invoices/{invoice['id']}",
             {"description": "Q3 credits", "metadata": {"po": "2", "team": ""}},
         )
     )
     assert (edited["description"], edited["metadata"]) == ("Q3 credits", {"po": "2"})
-    untouched = _ok(api.post(f"/v1/invoices/{invoice['id']}"))
+    untouched = ok_body(api.post(f"/v1/invoices/{invoice['id']}"))
     assert (untouched["description"], untouched["metadata"]) == ("Q3 credits", {"po": "2"})
-    cleared = _ok(api.post(f"/v1/invoices/{invoice['id']}", {"description": "", "metadata": ""}))
+    cleared = ok_body(
+        api.post(f"/v1/invoices/{invoice['id']}", {"description": "", "metadata": ""})
+    )
     assert (cleared["description"], cleared["metadata"]) == (None, {})
     stored = Invoice.objects.get(public_id=invoice["id"])
     assert (stored.description, stored.metadata) == ("", {})
@@ -193,22 +187,22 @@ def test_invoice_update_rechecks_the_status_under_the_row_lock(customer):
 
 def test_invoice_lists_filter_by_customer_status_and_collection_method(api, customer):
     other = CustomerFactory()
-    draft = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
-    charged = _ok(
+    draft = ok_body(api.post("/v1/invoices", {"customer": customer.public_id}))
+    charged = ok_body(
         api.post(
             "/v1/invoices",
             {"customer": customer.public_id, "collection_method": "charge_automatically"},
         )
     )
-    theirs = _ok(api.post("/v1/invoices", {"customer": other.public_id}))
+    theirs = ok_body(api.post("/v1/invoices", {"customer": other.public_id}))
     api.post(
         "/v1/invoiceitems",
         {"customer": customer.public_id, "invoice": charged["id"], "amount": 500},
     )
-    _ok(api.post(f"/v1/invoices/{charged['id']}/finalize"))
+    ok_body(api.post(f"/v1/invoices/{charged['id']}/finalize"))
 
     def listed(**params):
-        return [invoice["id"] for invoice in _ok(api.get("/v1/invoices", params))["data"]]
+        return [invoice["id"] for invoice in ok_body(api.get("/v1/invoices", params))["data"]]
 
     assert listed(customer=customer.public_id) == [charged["id"], draft["id"]]
     assert listed(status="open") == [charged["id"]]
@@ -216,16 +210,16 @@ def test_invoice_lists_filter_by_customer_status_and_collection_method(api, cust
     assert listed(customer=customer.public_id, status="draft") == [draft["id"]]
     assert listed(customer="") == [theirs["id"], charged["id"], draft["id"]]
     assert listed(subscription="sub_none") == []
-    assert _error(api.get("/v1/invoices", {"status": "paidish"}))["param"] == "status"
-    error = _error(api.get("/v1/invoices", {"collection_method": "cash"}))
+    assert error_body(api.get("/v1/invoices", {"status": "paidish"}))["param"] == "status"
+    error = error_body(api.get("/v1/invoices", {"collection_method": "cash"}))
     assert error["param"] == "collection_method"
 
 
 def test_invoice_item_lists_filter_by_customer_and_invoice(api, customer):
     other = CustomerFactory()
-    first = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
-    second = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
-    theirs = _ok(api.post("/v1/invoices", {"customer": other.public_id}))
+    first = ok_body(api.post("/v1/invoices", {"customer": customer.public_id}))
+    second = ok_body(api.post("/v1/invoices", {"customer": customer.public_id}))
+    theirs = ok_body(api.post("/v1/invoices", {"customer": other.public_id}))
     items = {}
     for owner, invoice, amount in (
         (customer, first, 100),
@@ -236,16 +230,16 @@ def test_invoice_item_lists_filter_by_customer_and_invoice(api, customer):
             "/v1/invoiceitems",
             {"customer": owner.public_id, "invoice": invoice["id"], "amount": amount},
         )
-        items[amount] = _ok(item)["id"]
+        items[amount] = ok_body(item)["id"]
 
     def listed(**params):
-        return [item["amount"] for item in _ok(api.get("/v1/invoiceitems", params))["data"]]
+        return [item["amount"] for item in ok_body(api.get("/v1/invoiceitems", params))["data"]]
 
     assert listed(customer=customer.public_id) == [200, 100]
     assert listed(invoice=first["id"]) == [100]
     assert listed(customer=other.public_id, invoice=first["id"]) == []
-    assert _ok(api.get(f"/v1/invoiceitems/{items[300]}"))["invoice"] == theirs["id"]
-    missing = _error(api.get("/v1/invoiceitems/ii_missing"), status=404)
+    assert ok_body(api.get(f"/v1/invoiceitems/{items[300]}"))["invoice"] == theirs["id"]
+    missing = error_body(api.get("/v1/invoiceitems/ii_missing"), status=404)
     assert (missing["code"], missing["message"]) == (
         "resource_missing",
         "No such invoiceitem: 'ii_missing'",
@@ -253,35 +247,37 @@ def test_invoice_item_lists_filter_by_customer_and_invoice(api, customer):
 
 
 def test_invoice_item_references_are_checked_and_named(api, customer):
-    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
+    invoice = ok_body(api.post("/v1/invoices", {"customer": customer.public_id}))
     base = {"customer": customer.public_id, "invoice": invoice["id"]}
-    error = _error(api.post("/v1/invoiceitems", {**base, "price": "price_missing"}))
+    error = error_body(api.post("/v1/invoiceitems", {**base, "price": "price_missing"}))
     assert (error["param"], error["code"]) == ("price", "resource_missing")
-    error = _error(api.post("/v1/invoiceitems", {**base, "invoice": "in_missing", "amount": 1}))
+    error = error_body(api.post("/v1/invoiceitems", {**base, "invoice": "in_missing", "amount": 1}))
     assert (error["param"], error["code"]) == ("invoice", "resource_missing")
     # Without an invoice the item is pending: it needs a currency (a new customer has none yet;
     # this one's is its first invoice's).
     new = CustomerFactory()
-    error = _error(api.post("/v1/invoiceitems", {"customer": new.public_id, "amount": 1}))
+    error = error_body(api.post("/v1/invoiceitems", {"customer": new.public_id, "amount": 1}))
     assert (error["param"], error["code"]) == ("currency", "parameter_missing")
-    pending = _ok(api.post("/v1/invoiceitems", {"customer": customer.public_id, "amount": 1}))
+    pending = ok_body(api.post("/v1/invoiceitems", {"customer": customer.public_id, "amount": 1}))
     assert (pending["currency"], pending["invoice"]) == ("usd", None)
     InvoiceLineItem.objects.filter(item_public_id=pending["id"]).delete()
     # A period past year 9999 is refused with the parameter's name (it used to be a 500).
     far = {**base, "amount": 100, "period": {"start": 0, "end": 10**15}}
-    assert _error(api.post("/v1/invoiceitems", far))["param"] == "period[end]"
+    assert error_body(api.post("/v1/invoiceitems", far))["param"] == "period[end]"
     assert not InvoiceLineItem.objects.exists()
 
 
 def test_a_draft_one_off_invoice_can_be_deleted(api, customer):
-    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
-    assert _ok(api.delete(f"/v1/invoices/{invoice['id']}"))["deleted"] is True
+    invoice = ok_body(api.post("/v1/invoices", {"customer": customer.public_id}))
+    assert ok_body(api.delete(f"/v1/invoices/{invoice['id']}"))["deleted"] is True
     assert not Invoice.objects.exists()
 
 
 def test_an_empty_invoice_cannot_be_sent(api, customer):
-    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
-    assert "no line items" in _error(api.post(f"/v1/invoices/{invoice['id']}/finalize"))["message"]
+    invoice = ok_body(api.post("/v1/invoices", {"customer": customer.public_id}))
+    assert (
+        "no line items" in error_body(api.post(f"/v1/invoices/{invoice['id']}/finalize"))["message"]
+    )
     assert Invoice.objects.get().status == "draft"
 
 
@@ -311,7 +307,7 @@ def test_subscription_bad_input_changes_nothing(api, customer):
         ((monthly,), {"collection_method": "send_invoice"}, "days_until_due", "days_until_due"),
     ]
     for prices, extra, param, message in cases:
-        error = _error(api.subscribe(customer, *prices, **extra))
+        error = error_body(api.subscribe(customer, *prices, **extra))
         assert error["param"] == param, (param, error)
         assert message in error["message"]
     assert not Subscription.objects.exists()
@@ -320,16 +316,16 @@ def test_subscription_bad_input_changes_nothing(api, customer):
 
 def test_mid_period_price_changes_are_refused_clearly(api, customer):
     price = licensed_price()
-    subscription = _ok(api.subscribe(customer, price))
+    subscription = ok_body(api.subscribe(customer, price))
     item = subscription["items"]["data"][0]["id"]
-    error = _error(
+    error = error_body(
         api.post(
             f"/v1/subscriptions/{subscription['id']}",
             {"items": [{"id": item, "price": licensed_price().public_id}]},
         )
     )
     assert error["code"] == "proration_not_supported"
-    changed = _ok(
+    changed = ok_body(
         api.post(
             f"/v1/subscriptions/{subscription['id']}", {"items": [{"id": item, "quantity": 3}]}
         )
@@ -340,7 +336,7 @@ def test_mid_period_price_changes_are_refused_clearly(api, customer):
 def test_month_end_anchor_bills_on_the_last_day_of_short_months(api):
     test_clock = TestClock.objects.create(frozen_time=utc(2026, 1, 31, 12), created_at=clock.now())
     customer = CustomerFactory(test_clock=test_clock)
-    subscription = _ok(api.subscribe(customer, licensed_price(unit_amount=1000)))
+    subscription = ok_body(api.subscribe(customer, licensed_price(unit_amount=1000)))
     assert (subscription["current_period_start"], subscription["current_period_end"]) == (
         ts(2026, 1, 31, 12),
         ts(2026, 2, 28, 12),
@@ -367,14 +363,14 @@ def test_cancel_at_period_end_bills_final_usage_and_no_more_fees(api):
     customer = CustomerFactory(test_clock=test_clock)
     meter = MeterFactory(event_name="hypernian_api_tokens")
     product = ProductFactory(name="Hypernian")
-    subscription = _ok(
+    subscription = ok_body(
         api.subscribe(
             customer,
             licensed_price(product=product, unit_amount=20000),
             hypernian_usage_price(product=product, meter=meter),
         )
     )
-    updated = _ok(
+    updated = ok_body(
         api.post(f"/v1/subscriptions/{subscription['id']}", {"cancel_at_period_end": True})
     )
     assert updated["cancel_at"] == ts(2026, 7, 1)
@@ -384,7 +380,7 @@ def test_cancel_at_period_end_bills_final_usage_and_no_more_fees(api):
         payload={"stripe_customer_id": customer.public_id, "value": "130000"},
         timestamp=utc(2026, 6, 19),
     )
-    preview = _ok(api.post("/v1/invoices/create_preview", {"customer": customer.public_id}))
+    preview = ok_body(api.post("/v1/invoices/create_preview", {"customer": customer.public_id}))
     assert [line["amount"] for line in preview["lines"]["data"]] == [3000]  # no next-period fee
 
     advance_clock(test_clock=test_clock, frozen_time=utc(2026, 8, 15))
@@ -395,7 +391,7 @@ def test_cancel_at_period_end_bills_final_usage_and_no_more_fees(api):
     stored = Subscription.objects.get(public_id=subscription["id"])
     assert (stored.status, stored.ended_at) == ("canceled", utc(2026, 7, 1))
 
-    error = _error(
+    error = error_body(
         api.post(
             "/v1/invoices/create_preview",
             {"customer": customer.public_id, "subscription": subscription["id"]},
@@ -408,26 +404,26 @@ def test_cancel_now_with_invoice_now_bills_usage_so_far(api):
     test_clock = TestClock.objects.create(frozen_time=utc(2026, 6, 1), created_at=clock.now())
     customer = CustomerFactory(test_clock=test_clock)
     meter = MeterFactory()
-    subscription = _ok(api.subscribe(customer, hypernian_usage_price(meter=meter)))
+    subscription = ok_body(api.subscribe(customer, hypernian_usage_price(meter=meter)))
     advance_clock(test_clock=test_clock, frozen_time=utc(2026, 6, 10))
     meter_event_create(
         event_name=meter.event_name,
         payload={"stripe_customer_id": customer.public_id, "value": "100500"},
         timestamp=utc(2026, 6, 9),
     )
-    canceled = _ok(api.delete(f"/v1/subscriptions/{subscription['id']}?invoice_now=true"))
+    canceled = ok_body(api.delete(f"/v1/subscriptions/{subscription['id']}?invoice_now=true"))
     assert canceled["status"] == "canceled"
     final = Invoice.objects.get(billing_reason="subscription_cancel")
     assert (final.status, final.total, final.period_end) == ("open", 50, utc(2026, 6, 10))
     assert (
         "already canceled"
-        in _error(api.delete(f"/v1/subscriptions/{subscription['id']}"))["message"]
+        in error_body(api.delete(f"/v1/subscriptions/{subscription['id']}"))["message"]
     )
 
 
 def test_test_clock_bad_input(api):
-    created = _ok(api.post("/v1/test_helpers/test_clocks", {"frozen_time": ts(2026, 1, 1)}))
-    error = _error(
+    created = ok_body(api.post("/v1/test_helpers/test_clocks", {"frozen_time": ts(2026, 1, 1)}))
+    error = error_body(
         api.post(
             f"/v1/test_helpers/test_clocks/{created['id']}/advance",
             {"frozen_time": ts(2025, 12, 1)},
@@ -436,7 +432,7 @@ def test_test_clock_bad_input(api):
     assert error["param"] == "frozen_time"
     assert "only moves forward" in error["message"]
     assert TestClock.objects.get().frozen_time == utc(2026, 1, 1)
-    assert _ok(api.delete(f"/v1/test_helpers/test_clocks/{created['id']}"))["deleted"] is True
+    assert ok_body(api.delete(f"/v1/test_helpers/test_clocks/{created['id']}"))["deleted"] is True
 
 
 def test_meter_event_window_follows_the_customer_s_test_clock(api):
@@ -453,7 +449,7 @@ def test_meter_event_window_follows_the_customer_s_test_clock(api):
         "/v1/billing/meter_events",
         {"event_name": meter.event_name, "payload": payload, "timestamp": ts(2026, 1, 2)},
     )
-    assert _error(too_new)["code"] == "timestamp_in_future"
+    assert error_body(too_new)["code"] == "timestamp_in_future"
 
 
 def test_run_billing_command_closes_and_finalizes_due_periods(capsys):
@@ -476,9 +472,9 @@ def test_run_billing_command_closes_and_finalizes_due_periods(capsys):
 
 
 def test_invoice_items_page_by_their_own_ids(api, customer):
-    invoice = _ok(api.post("/v1/invoices", {"customer": customer.public_id}))
+    invoice = ok_body(api.post("/v1/invoices", {"customer": customer.public_id}))
     ids = [
-        _ok(
+        ok_body(
             api.post(
                 "/v1/invoiceitems",
                 {"customer": customer.public_id, "invoice": invoice["id"], "amount": amount},
@@ -486,9 +482,9 @@ def test_invoice_items_page_by_their_own_ids(api, customer):
         )["id"]
         for amount in (100, 200, 300)
     ]
-    first = _ok(api.get("/v1/invoiceitems", {"limit": 1}))
+    first = ok_body(api.get("/v1/invoiceitems", {"limit": 1}))
     assert ([item["id"] for item in first["data"]], first["has_more"]) == ([ids[2]], True)
-    after = _ok(api.get("/v1/invoiceitems", {"limit": 5, "starting_after": ids[2]}))
+    after = ok_body(api.get("/v1/invoiceitems", {"limit": 5, "starting_after": ids[2]}))
     assert [item["amount"] for item in after["data"]] == [200, 100]
-    before = _ok(api.get("/v1/invoiceitems", {"ending_before": ids[0]}))
+    before = ok_body(api.get("/v1/invoiceitems", {"ending_before": ids[0]}))
     assert [item["amount"] for item in before["data"]] == [300, 200]

@@ -53,6 +53,7 @@ from metering.store.clickhouse.transport import (
     datetime_text,
     transport_for,
 )
+from metering.store.relational import find_claimed_event
 from metering.validation import ValidEvent
 
 # A timed-out insert is sent again with the same token: ClickHouse keeps one copy.
@@ -161,20 +162,8 @@ class ClickHouseEventStore(EventStore):
         return IngestResult.of_claims(events, set(claimed))
 
     def find_event(self, *, meter: Meter, identifier: str) -> StoredEvent | None:
-        claim = (
-            MeterEventIdentifier.objects.select_for_update()
-            .filter(meter=meter, identifier=identifier)
-            .first()
-        )
-        if claim is None:
-            return None
-        return StoredEvent(
-            meter_id=meter.pk,
-            customer_id=claim.customer_id,
-            identifier=identifier,
-            timestamp=claim.event_timestamp,
-            received_at=claim.received_at,
-        )
+        # Identifiers are claimed in PostgreSQL, so the claim answers without ClickHouse.
+        return find_claimed_event(meter=meter, identifier=identifier)
 
     def cancel(self, *, event: StoredEvent, at: dt.datetime) -> int:
         transport, schema = connect()
