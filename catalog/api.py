@@ -145,6 +145,7 @@ def register_expandables() -> None:
     """What `expand[]` can reach in catalog's objects (billing_site/api/expand.py)."""
     register_expandable(
         "product",
+        resource="products",
         load=products_to_serialize,
         serialize=serialize_product,
         fields={"default_price": Id("price")},
@@ -153,6 +154,7 @@ def register_expandables() -> None:
     # query and saves every client a second request.
     register_expandable(
         "price",
+        resource="products",
         load=prices_to_serialize,
         serialize=serialize_price,
         fields={

@@ -224,12 +224,14 @@ def register_expandables() -> None:
     """What `expand[]` can reach in credits' objects (billing_site/api/expand.py)."""
     register_expandable(
         "billing.credit_grant",
+        resource="credits",
         load=grants_to_serialize,
         serialize=serialize_grant,
         fields={"customer": Id("customer"), "test_clock": Id("test_helpers.test_clock")},
     )
     register_expandable(
         "billing.credit_balance_transaction",
+        resource="credits",
         load=transactions_to_serialize,
         serialize=serialize_transaction,
         fields={

@@ -37,4 +37,9 @@ class MeteringConfig(AppConfig):
         # A price's meter is a plain id in Stripe's shape; other objects may still name one.
         from billing_site.api.expand import register_expandable
 
-        register_expandable("billing.meter", load=Meter.objects.all, serialize=serialize_meter)
+        register_expandable(
+            "billing.meter",
+            resource="meters",
+            load=Meter.objects.all,
+            serialize=serialize_meter,
+        )

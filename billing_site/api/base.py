@@ -53,6 +53,7 @@ from billing_site.api.params import (
 )
 from billing_site.errors import BillingError, ErrorCode, NotFound
 from billing_site.events.context import api_request_scope
+from billing_site.key_permissions import READ
 from billing_site.models import ApiKey
 
 logger = logging.getLogger(__name__)
@@ -222,6 +223,11 @@ class ApiView(View):
         return _run(request, data, handler, kwargs)
 
 
+def _read_permission(request: HttpRequest) -> Callable[[str], bool]:
+    api_key = request.api_key  # type: ignore[attr-defined]
+    return lambda resource: api_key.allows(resource, READ)
+
+
 def _call(
     request: HttpRequest,
     data: dict[str, Any],
@@ -235,7 +241,11 @@ def _call(
     view = getattr(handler, "__self__", None)
     # Ingestion views check their parameters before they write, and write in one statement,
     # so they skip the request transaction (BEGIN and COMMIT are two round trips per request).
-    wrap = transaction.atomic() if getattr(view, "atomic", True) else contextlib.nullcontext()
+    # But a request with an Idempotency-Key (`on_success` saves its answer) writes and saves
+    # in one transaction, so a worker killed in between leaves both or neither: otherwise a
+    # retry would store a v2 event (which draws a new identifier) a second time.
+    atomic = getattr(view, "atomic", True) or on_success is not None
+    wrap = transaction.atomic() if atomic else contextlib.nullcontext()
     try:
         expand = params.expand()
         if expand and not getattr(view, "atomic", True):
@@ -244,7 +254,9 @@ def _call(
             check_paths(expand, "")
         # Events recorded inside name this request; those of on_commit work (after `wrap`) don't.
         with wrap, api_request_scope(request):
-            body = expand_response(handler(request, params, **kwargs), expand)
+            body = expand_response(
+                handler(request, params, **kwargs), expand, can_read=_read_permission(request)
+            )
             # Unknown parameters are checked after the handler read what it knows; the
             # transaction makes sure nothing it wrote survives that error.
             params.reject_unknown()

@@ -73,6 +73,12 @@ class _Expandable:
     load: Callable[[], models.QuerySet] | None
     serialize: Callable[[Any], dict[str, Any]] | None
     id_field: str
+    resource: str | None
+
+
+# Whether the request's key may read a resource (`billing_site.key_permissions`): an expansion
+# shows the whole object, so it needs the same `read` permission as retrieving it.
+CanRead = Callable[[str], bool]
 
 
 _registry: dict[str, _Expandable] = {}
@@ -85,11 +91,15 @@ def register_expandable(
     load: Callable[[], models.QuerySet] | None = None,
     serialize: Callable[[Any], dict[str, Any]] | None = None,
     id_field: str = "public_id",
+    resource: str | None = None,
 ) -> None:
     """Declare `object_type` (its `object` value): which of its fields can be expanded or
     passed through (`fields`, dotted paths allowed), and, for a type that other objects name
-    by id, how to load (`load().filter(<id_field>__in=ids)`) and render it."""
-    _registry[object_type] = _Expandable(fields or {}, load, serialize, id_field)
+    by id, how to load (`load().filter(<id_field>__in=ids)`) and render it, and the API
+    resource a restricted key needs `read` on to see it expanded."""
+    if load is not None and resource is None:
+        raise TypeError(f"Expandable '{object_type}' loads objects but names no resource.")
+    _registry[object_type] = _Expandable(fields or {}, load, serialize, id_field, resource)
 
 
 class ListPage(dict):
@@ -125,8 +135,9 @@ def _root_type(body: dict[str, Any]) -> Ref | None:
     return Nested(object_type) if isinstance(object_type, str) else None
 
 
-def _plan(path: str, root: Ref | None) -> list[tuple[str, Ref]]:
-    """The steps of `path` from the response's type: (dotted key, what it holds)."""
+def _plan(path: str, root: Ref | None, can_read: CanRead | None = None) -> list[tuple[str, Ref]]:
+    """The steps of `path` from the response's type: (dotted key, what it holds). With
+    `can_read`, a step into an object the key may not read is refused before anything loads."""
     segments = path.split(".")
     if sum(segment != "data" for segment in segments) > MAX_DEPTH:
         raise BillingError(
@@ -155,9 +166,26 @@ def _plan(path: str, root: Ref | None) -> list[tuple[str, Ref]]:
         else:
             raise _cannot_expand(path)
         current = fields[key]
+        if isinstance(current, Id) and can_read is not None:
+            _require_read(path, current.type, can_read)
         steps.append((key, current))
         index = end
     return steps
+
+
+def _require_read(path: str, object_type: str, can_read: CanRead) -> None:
+    declared = _registry.get(object_type)
+    resource = declared.resource if declared else None
+    if resource is not None and not can_read(resource):
+        # Imported here: billing_site.api.errors imports this module (through params).
+        from billing_site.api.errors import ApiError
+
+        raise ApiError(
+            f"The provided key does not have the required permissions to expand {path}. "
+            f"Having the '{resource}' read permission would allow this request to continue.",
+            param="expand",
+            status=403,
+        )
 
 
 def _slots(node: dict[str, Any], key: str) -> tuple[dict[str, Any], str] | None:
@@ -214,14 +242,16 @@ def check_paths(paths: list[str], object_type: str) -> None:
         _plan(path, Nested(object_type))
 
 
-def expand_response(body: Any, paths: list[str]) -> Any:
-    """`body` with each of `paths` expanded in place; an unexpandable path is refused."""
+def expand_response(body: Any, paths: list[str], can_read: CanRead | None = None) -> Any:
+    """`body` with each of `paths` expanded in place; an unexpandable path is refused, and so
+    is a path into an object the key can't read (`can_read`; None: full access)."""
     if not paths:
         return body
     root = _root_type(body) if isinstance(body, dict) else None
     # Shorter paths first, so `latest_invoice` is expanded before `latest_invoice.customer`
     # (which would expand it anyway: each step passes through objects already expanded).
-    plans = [_plan(path, root) for path in sorted(set(paths), key=lambda p: p.count("."))]
+    ordered = sorted(set(paths), key=lambda p: p.count("."))
+    plans = [_plan(path, root, can_read) for path in ordered]
     for steps in plans:
         _walk(body, steps)
     return body

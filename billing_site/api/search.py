@@ -274,6 +274,9 @@ class Timestamp(Number):
             raise _bad_value(clause, "expected a unix timestamp in seconds")
         moment = from_unix(seconds)
         if clause.operator in (":", "="):
+            if seconds == LAST_UNIX_TIMESTAMP:
+                # The last second there is: nothing comes after it to bound it.
+                return Q(**{f"{self.lookup}__gte": moment})
             return Q(
                 **{f"{self.lookup}__gte": moment, f"{self.lookup}__lt": from_unix(seconds + 1)}
             )
@@ -331,7 +334,9 @@ class NeverSet(SearchField):
     """A field Stripe has that is always null here: only `field:null` matches (everything)."""
 
     def is_null(self) -> Q:
-        return Q()
+        # Not `Q()`: an empty Q vanishes when combined or negated (`-phone:null` would match
+        # everything instead of nothing).
+        return Q(pk__isnull=False)
 
     def matches(self, clause: Clause) -> Q:
         return Q(pk__in=[])
@@ -379,7 +384,7 @@ class Search:
         page = params.string("page")
         rows = queryset.filter(self.filter(query)).order_by("-pk")
         if page:
-            rows = rows.filter(pk__lt=_read_page(page, query))
+            rows = rows.filter(pk__lt=_read_page(page, f"{self.url} {query}"))
         found = list(rows[: limit + 1])
         has_more = len(found) > limit
         found = found[:limit]
@@ -389,7 +394,9 @@ class Search:
                 "object": "search_result",
                 "data": [self.listing.serialize(item) for item in found],
                 "has_more": has_more,
-                "next_page": _page_token(found[-1].pk, query) if has_more else None,
+                "next_page": (
+                    _page_token(found[-1].pk, f"{self.url} {query}") if has_more else None
+                ),
                 "url": self.url,
             },
             item_type=self.listing.object,
@@ -400,6 +407,7 @@ _PAGE_SALT = "billing_site.api.search.page"
 
 
 def _query_digest(query: str) -> str:
+    # The query as searched on one resource: a customers page never continues an invoices one.
     return hashlib.sha256(query.encode()).hexdigest()[:16]
 
 

@@ -260,14 +260,18 @@ _CLOCK = Id("test_helpers.test_clock")
 def register_expandables() -> None:
     """invoicing's objects for `expand[]` (billing_site/api/expand.py), called from ready()."""
     register_expandable(
-        "customer", load=customers_to_serialize, serialize=serialize_customer,
+        "customer", resource="customers", load=customers_to_serialize, serialize=serialize_customer,
         fields={"test_clock": _CLOCK},
     )  # fmt: skip
     register_expandable(
-        "test_helpers.test_clock", load=TestClock.objects.all, serialize=serialize_test_clock
+        "test_helpers.test_clock",
+        resource="test_clocks",
+        load=TestClock.objects.all,
+        serialize=serialize_test_clock,
     )
     register_expandable(
         "subscription",
+        resource="subscriptions",
         load=subscriptions_to_serialize,
         serialize=serialize_subscription,
         fields={
@@ -279,6 +283,7 @@ def register_expandables() -> None:
     )
     register_expandable(
         "subscription_item",
+        resource="subscriptions",
         load=subscription_items_to_serialize,
         serialize=serialize_subscription_item,
         fields={"price": Nested("price"), "plan": Nested("plan")},
@@ -286,6 +291,7 @@ def register_expandables() -> None:
     register_expandable("plan", fields={"product": Id("product")})
     register_expandable(
         "invoice",
+        resource="invoices",
         load=invoices_to_serialize,
         serialize=serialize_invoice,
         fields={
@@ -312,6 +318,7 @@ def register_expandables() -> None:
     )
     register_expandable(
         "invoiceitem",
+        resource="invoices",
         load=invoice_items_to_serialize,
         serialize=serialize_invoice_item,
         id_field="item_public_id",

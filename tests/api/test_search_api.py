@@ -159,6 +159,10 @@ def test_null_checks_find_objects_without_a_value(api):
     # A field Stripe searches on that is always null here: null matches all, a value none.
     assert _ids(_search(api, "customers", "phone:null")) == [without, with_email]
     assert _ids(_search(api, "customers", 'phone:"+15550100"')) == []
+    # Its negation matches nothing, and it still counts inside an OR.
+    assert _ids(_search(api, "customers", "-phone:null")) == []
+    either = _search(api, "customers", 'email:"x@example.com" OR phone:null')
+    assert _ids(either) == [without, with_email]
 
 
 def test_a_deleted_customer_is_not_found(api):
@@ -223,6 +227,21 @@ def test_a_page_token_only_continues_its_own_query(api):
     assert "different query" in error["message"]
     error = _error(_search(api, "customers", 'email:"paged@example.com"', page="forged"))
     assert error["param"] == "page"
+
+
+def test_a_page_token_of_one_resource_does_not_continue_another(api, customer):
+    for n in range(2):
+        _customer(api, name=f"Paged {n}")
+    customers = _search(api, "customers", "created>0", limit=1).json()
+    assert customers["has_more"] is True
+    error = _error(_search(api, "invoices", "created>0", page=customers["next_page"]))
+    assert error["param"] == "page"
+
+
+def test_the_last_second_there_is_can_be_searched(api):
+    _customer(api, name="Now")
+    assert _ids(_search(api, "customers", "created:253402300799")) == []
+    assert _error(_search(api, "customers", "created:253402300800"))["param"] == "query"
 
 
 def test_unknown_parameters_are_refused(api):
