@@ -2,15 +2,35 @@
 
 import django.db.models.deletion
 from django.db import migrations, models
+from django.db.models import OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce, Upper
 
 
 def fill_item_customer_and_currency(apps, schema_editor):
-    """Existing invoice items take their customer and currency from their invoice."""
+    """Existing invoice items take their customer and currency from their invoice; existing
+    customers take the currency of their first subscription (else of their first invoice), as
+    a new customer's first subscription or invoice sets it."""
     Line = apps.get_model("invoicing", "InvoiceLineItem")
+    Customer = apps.get_model("invoicing", "Customer")
+    Subscription = apps.get_model("invoicing", "Subscription")
+    Invoice = apps.get_model("invoicing", "Invoice")
     for line in Line.objects.filter(kind="invoiceitem").select_related("invoice").iterator():
         Line.objects.filter(pk=line.pk).update(
             customer_id=line.invoice.customer_id, currency=line.invoice.currency
         )
+    first_subscription = Subscription.objects.filter(customer=OuterRef("pk")).order_by(
+        "created_at", "pk"
+    )
+    first_invoice = Invoice.objects.filter(customer=OuterRef("pk")).order_by("created_at", "pk")
+    Customer.objects.filter(currency="").update(
+        currency=Upper(
+            Coalesce(
+                Subquery(first_subscription.values("currency")[:1]),
+                Subquery(first_invoice.values("currency")[:1]),
+                Value(""),
+            )
+        )
+    )
 
 
 class Migration(migrations.Migration):

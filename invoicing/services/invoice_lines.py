@@ -91,9 +91,17 @@ def _create_kwargs(line: NewLine) -> dict[str, Any]:
 
 
 def _own_line(invoice: Invoice, line: InvoiceLineItem, param: str) -> InvoiceLineItem:
-    if line.invoice_id != invoice.pk:
+    """The line read again under its lock, after the draft's: the caller's copy was read before
+    the transaction, and another request may since have deleted, moved or changed it."""
+    locked = (
+        InvoiceLineItem.objects.select_for_update(of=("self",))
+        .select_related("customer__test_clock", "price__product")
+        .filter(pk=line.pk, invoice=invoice)
+        .first()
+    )
+    if locked is None:
         raise BillingError(f"Line {line.public_id} is not on invoice {invoice.label}.", param=param)
-    return line
+    return locked
 
 
 @transaction.atomic
@@ -124,7 +132,8 @@ def invoice_lines_update(
             continue
         before_item = snapshot(line)
         item_apply(line, fields)
-        line.save()
+        # Never an INSERT: the line exists (it is locked), so a save can't bring it back.
+        line.save(force_update=True)
         record_update("invoiceitem.updated", line, before_item)
     _invoice_metadata(invoice, invoice_metadata)
     save_totals(invoice, param="lines")

@@ -192,6 +192,8 @@ def _next_number() -> str:
 def next_invoice_numbers(count: int) -> list[str]:
     """`count` consecutive numbers, in order. Gapless: the counter row is locked until this
     transaction commits or rolls back (a billing-run chunk takes its numbers under one lock)."""
+    if count == 0:
+        return []  # nothing to number: don't hold the counter every finalization waits on
     prefix = settings.BILLING_INVOICE_NUMBER_PREFIX
     sequence = InvoiceNumberSequence.objects.select_for_update().filter(prefix=prefix).first()
     if sequence is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from billing_site.errors import BillingError
 from invoicing import services
 from invoicing.models import Invoice, InvoiceLineItem
 from tests.factories import licensed_price
@@ -221,3 +222,26 @@ def test_subscription_lines_keep_their_amount(api, customer):
         )
     )
     assert (renamed["lines"]["data"][0]["description"], renamed["total"]) == ("Plan", 2000)
+
+
+def test_a_copy_of_a_line_read_before_another_request_changed_it_is_not_trusted(api, customer):
+    # Two requests on one line: each read it before the other's transaction. The second must
+    # act on the line as it is now, never on its stale copy.
+    first = services.invoice_create(customer=customer, currency="usd")
+    line = services.invoice_item_create(invoice=first, description="Setup", amount=700)
+    stale = InvoiceLineItem.objects.get(pk=line.pk)
+    services.invoice_lines_remove(invoice=first, removals=[(line, "unassign", "lines[0]")])
+    second = services.invoice_create(
+        customer=customer, currency="usd", pending_invoice_items_behavior="include"
+    )
+    assert InvoiceLineItem.objects.get(pk=line.pk).invoice_id == second.pk
+
+    with pytest.raises(BillingError) as refused:
+        services.invoice_lines_remove(invoice=first, removals=[(stale, "delete", "lines[0]")])
+    assert refused.value.param == "lines[0][id]"
+    # The item stays where it went, billed once, on the second invoice only.
+    assert InvoiceLineItem.objects.get(pk=line.pk).invoice_id == second.pk
+    assert (Invoice.objects.get(pk=first.pk).total, Invoice.objects.get(pk=second.pk).total) == (
+        0,
+        700,
+    )
