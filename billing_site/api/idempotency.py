@@ -93,13 +93,20 @@ def run_idempotently(
             response = JsonResponse(record.response_body, status=record.response_status)
             response["Idempotent-Replayed"] = "true"
             return response
-    saved = False
+    saved = lost = False
+    # The record as this request owns it: a retry that took it over (this request looked dead)
+    # changed `created_at`, and from then on this request must neither save nor release it.
+    owned = IdempotencyKey.objects.filter(
+        pk=record.pk, created_at=record.created_at, response_status__isnull=True
+    )
 
     def save_response(status: int, body: dict[str, Any]) -> None:
-        nonlocal saved
-        IdempotencyKey.objects.filter(pk=record.pk).update(
-            response_status=status, response_body=body
-        )
+        nonlocal saved, lost
+        if owned.update(response_status=status, response_body=body) != 1:
+            # Raised inside the handler's transaction, so what this request wrote rolls back:
+            # the retry that took the key over applies the request, once.
+            lost = True
+            raise _taken_over()
         saved = True
 
     try:
@@ -109,14 +116,16 @@ def run_idempotently(
         status, body = call(save_response)
     except Exception:
         # Nothing was committed by the handler, so a retry must be able to run it again.
-        record.delete()
+        owned.delete()
         raise
-    if not saved and _failed_validation(status, body):
+    if lost:
+        pass  # the retry that took the key over answers for it
+    elif not saved and _failed_validation(status, body):
         # As Stripe documents: a request whose parameters failed validation saves no result
         # (it wrote nothing), so a corrected retry with the same key runs.
-        IdempotencyKey.objects.filter(pk=record.pk).delete()
+        owned.delete()
     elif not saved:  # a refusal after validation (it wrote nothing): saved and replayed
-        save_response(status, body)
+        owned.update(response_status=status, response_body=body)
     response = JsonResponse(body, status=status)
     response["Idempotency-Key"] = key
     return response
@@ -168,4 +177,16 @@ def _take_over_if_stale(record: IdempotencyKey, now: dt.datetime) -> bool:
     taken = IdempotencyKey.objects.filter(
         pk=record.pk, response_status__isnull=True, created_at=record.created_at
     ).update(created_at=now)
+    if taken == 1:
+        record.created_at = now
     return taken == 1
+
+
+def _taken_over() -> ApiError:
+    return ApiError(
+        "This request took too long and a retry with the same Idempotency-Key took it over; "
+        "nothing was applied by this request. The retry's answer is the request's.",
+        status=409,
+        type="idempotency_error",
+        code=ErrorCode.IDEMPOTENCY_KEY_IN_USE,
+    )

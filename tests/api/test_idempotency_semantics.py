@@ -5,6 +5,8 @@ parameters is an `idempotency_error`."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import stripe
 
@@ -143,3 +145,28 @@ def test_parallel_bad_and_corrected_requests_with_one_key_create_one_customer(
     assert retry.status_code == 200
     assert Customer.objects.count() == 1
     assert IdempotencyKey.objects.get(key="race-key").response_status == 200
+
+
+def test_a_request_whose_key_a_retry_took_over_applies_nothing(api, monkeypatch):
+    # The request runs so long that a retry takes its key over (as if its worker had died):
+    # when it then finishes, what it wrote rolls back, so the request is applied once, by the
+    # retry.
+    from billing_site import clock
+    from invoicing.api import customers as customers_api
+
+    create = customers_api.services.customer_create
+
+    def slow_create(**kwargs):
+        customer = create(**kwargs)
+        taken_at = clock.now() + dt.timedelta(seconds=1)
+        IdempotencyKey.objects.filter(key="slow").update(created_at=taken_at)
+        return customer
+
+    monkeypatch.setattr(customers_api.services, "customer_create", slow_create)
+    response = api.post("/v1/customers", {"name": "Acme"}, idempotency_key="slow")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["type"] == "idempotency_error"
+    assert not Customer.objects.exists()
+    # The record stays the retry's: still in progress, never answered by the slow request.
+    assert IdempotencyKey.objects.get(key="slow").response_status is None
