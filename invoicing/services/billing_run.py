@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -107,34 +108,46 @@ def chunked(ids: list[int], size: int | None = None) -> list[list[int]]:
 def close_chunk(*, subscription_ids: list[int], at: dt.datetime, summary=None) -> int:
     """Close a chunk's periods set-based; if the chunk fails, one subscription at a time (a
     subscription that fails alone is recorded as a failure and skipped)."""
-    try:
-        return subscriptions_close_chunk(subscription_ids=subscription_ids, at=at)
-    except Exception:
-        logger.exception("Billing run: a close chunk failed; closing one at a time")
-    closed = 0
-    for subscription_id in subscription_ids:
-        try:
-            closed += close_subscription_periods(subscription_id=subscription_id, at=at)
-        except Exception as exc:
-            if summary is not None:
-                summary.failures.append(f"subscription {subscription_id}: {exc}")
-    return closed
+    return _chunk_or_one_at_a_time(
+        subscription_ids,
+        lambda ids: subscriptions_close_chunk(subscription_ids=ids, at=at),
+        lambda pk: close_subscription_periods(subscription_id=pk, at=at),
+        what="subscription",
+        summary=summary,
+    )
 
 
 def finalize_chunk(*, invoice_ids: list[int], at: dt.datetime, summary=None) -> int:
     """Finalize a chunk of drafts set-based; if the chunk fails, one draft at a time."""
+    return _chunk_or_one_at_a_time(
+        invoice_ids,
+        lambda ids: invoices_finalize_chunk(invoice_ids=ids, at=at),
+        lambda pk: finalize_due_draft(invoice_id=pk, at=at),
+        what="invoice",
+        summary=summary,
+    )
+
+
+def _chunk_or_one_at_a_time(
+    ids: list[int],
+    whole: Callable[[list[int]], int],
+    one: Callable[[int], int],
+    *,
+    what: str,
+    summary: BillingRunSummary | None,
+) -> int:
     try:
-        return invoices_finalize_chunk(invoice_ids=invoice_ids, at=at)
+        return whole(ids)
     except Exception:
-        logger.exception("Billing run: a finalize chunk failed; finalizing one at a time")
-    finalized = 0
-    for invoice_id in invoice_ids:
+        logger.exception("Billing run: a chunk of %ss failed; going one at a time", what)
+    done = 0
+    for pk in ids:
         try:
-            finalized += finalize_due_draft(invoice_id=invoice_id, at=at)
+            done += one(pk)
         except Exception as exc:
             if summary is not None:
-                summary.failures.append(f"invoice {invoice_id}: {exc}")
-    return finalized
+                summary.failures.append(f"{what} {pk}: {exc}")
+    return done
 
 
 def billing_run(

@@ -17,8 +17,9 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from metering.models import MeterEvent, MeterEventIdentifier, MeterUsageRollup
+from metering.models import MeterEvent, MeterUsageRollup
 from metering.store.base import IngestResult, hour_of
+from metering.store.claims import claim_identifiers
 from metering.store.relational import RelationalEventStore
 from metering.validation import ValidEvent
 
@@ -30,33 +31,9 @@ class OrmEventStore(RelationalEventStore):
         if not events:
             return IngestResult()
         with transaction.atomic():
-            claimed = _claim_identifiers(events)
+            claimed = claim_identifiers(events)
             _store([event for event in events if (event.meter.pk, event.identifier) in claimed])
-        return IngestResult.of_claims(events, claimed)
-
-
-def _claim_identifiers(events: Sequence[ValidEvent]) -> set[tuple[int, str]]:
-    ops = connection.ops
-    rows = sorted(events, key=lambda item: (item.meter.pk, item.identifier))
-    placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
-    params: list[Any] = []
-    for item in rows:
-        params += [
-            item.meter.pk,
-            item.identifier,
-            item.customer_id,
-            ops.adapt_datetimefield_value(item.timestamp),
-            ops.adapt_datetimefield_value(item.received_at),
-        ]
-    table = MeterEventIdentifier._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (meter_id, identifier, customer_id, event_timestamp, "
-            f"received_at) VALUES {placeholders} "
-            "ON CONFLICT (meter_id, identifier) DO NOTHING RETURNING meter_id, identifier",
-            params,
-        )
-        return {(meter_id, identifier) for meter_id, identifier in cursor.fetchall()}
+        return IngestResult.of_claims(events, set(claimed))
 
 
 def _store(items: list[ValidEvent]) -> None:

@@ -44,7 +44,7 @@ from metering.store.base import (
     UsageKey,
     hour_of,
 )
-from metering.store.clickhouse.claims import claim_identifiers
+from metering.store.claims import claim_identifiers
 from metering.store.clickhouse.schema import EVENT_COLUMNS, LAST, Schema
 from metering.store.clickhouse.transport import (
     TransientError,

@@ -1,10 +1,11 @@
-"""The exactly-once guard of the ClickHouse store: identifiers claimed in Django's database.
+"""The exactly-once guard of the ORM and ClickHouse stores: identifiers claimed in Django's
+database (the PostgreSQL store claims inside its one set-based statement).
 
-The claim is the same `MeterEventIdentifier` row the other stores insert (unique per meter and
-identifier, purged after `IDENTIFIER_RETENTION`), inserted with ON CONFLICT DO NOTHING
-RETURNING: of two concurrent senders of one identifier exactly one gets the row. The row's id
-becomes the event's id in ClickHouse: it grows with the order events are stored, which is what
-the `last` formula's tie-break needs.
+The claim is a `MeterEventIdentifier` row (unique per meter and identifier, purged after
+`IDENTIFIER_RETENTION`), inserted with ON CONFLICT DO NOTHING RETURNING: of two concurrent
+senders of one identifier exactly one gets the row. On ClickHouse the row's id becomes the
+event's id: it grows with the order events are stored, which is what the `last` formula's
+tie-break needs.
 """
 
 from __future__ import annotations
